@@ -1,0 +1,369 @@
+//! Typed configuration: what the parser hands to the engine.
+//!
+//! Every value here is already validated and expanded; nothing downstream
+//! re-parses strings. Field names follow supervisord's option names.
+
+use std::path::PathBuf;
+
+/// A whole, validated configuration (the main file plus its includes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main configuration file, absolute.
+    pub source: PathBuf,
+    /// `[supervisord]`.
+    pub supervisord: SupervisordConfig,
+    /// `[unix_http_server]`, if present.
+    pub unix_http_server: Option<UnixHttpServerConfig>,
+    /// Every `[inet_http_server*]` section, in file order.
+    pub inet_http_servers: Vec<InetHttpServerConfig>,
+    /// `[supervisorctl]`, if present.
+    pub supervisorctl: Option<CtlConfig>,
+    /// `[rpcinterface:x]` sections (only the built-in factory is honoured).
+    pub rpcinterfaces: Vec<RpcInterfaceConfig>,
+    /// Process groups, sorted by (priority, name) as supervisord orders them.
+    pub groups: Vec<GroupConfig>,
+    /// Non-fatal messages found while parsing, to be logged once the main log is open.
+    pub messages: Vec<ParseMessage>,
+}
+
+/// A non-fatal message from the parser (supervisord logs these after startup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseMessage {
+    /// Severity.
+    pub level: MessageLevel,
+    /// Text, already formatted as supervisord words it.
+    pub text: String,
+}
+
+/// Severity of a [`ParseMessage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageLevel {
+    /// Informational (e.g. `Included extra file ...`).
+    Info,
+    /// Warning (e.g. an include glob with no match, an unknown option).
+    Warn,
+}
+
+/// `[supervisord]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupervisordConfig {
+    /// Activity log destination.
+    pub logfile: MainLog,
+    /// Rotate the activity log at this size; 0 never rotates.
+    pub logfile_maxbytes: u64,
+    /// Number of rotated activity logs kept.
+    pub logfile_backups: u32,
+    /// Activity log level.
+    pub loglevel: LogLevel,
+    /// Pid file written after daemonizing.
+    pub pidfile: PathBuf,
+    /// umask applied when daemonizing.
+    pub umask: u32,
+    /// Stay in the foreground.
+    pub nodaemon: bool,
+    /// In the foreground, do not copy the activity log to stdout.
+    pub silent: bool,
+    /// Raise RLIMIT_NOFILE to at least this.
+    pub minfds: u64,
+    /// Raise RLIMIT_NPROC to at least this.
+    pub minprocs: u64,
+    /// Keep old AUTO child logs at start.
+    pub nocleanup: bool,
+    /// Directory for AUTO child logs.
+    pub childlogdir: PathBuf,
+    /// Drop privileges to this user at start.
+    pub user: Option<User>,
+    /// chdir here when daemonizing.
+    pub directory: Option<PathBuf>,
+    /// Strip ANSI escapes from child output before logging.
+    pub strip_ansi: bool,
+    /// Added to every child's environment, in file order.
+    pub environment: Vec<(String, String)>,
+    /// Returned by `getIdentification`, used in event headers.
+    pub identifier: String,
+    /// corral: where the program cgroups live (default: the daemon's own cgroup).
+    pub cgroup_root: Option<PathBuf>,
+}
+
+/// Where the activity log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MainLog {
+    /// A file (rotated per `logfile_maxbytes`).
+    File(PathBuf),
+    /// The local syslog.
+    Syslog,
+}
+
+/// supervisord's log levels, most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `critical` (CRIT)
+    Critical = 50,
+    /// `error` (ERRO)
+    Error = 40,
+    /// `warn` (WARN)
+    Warn = 30,
+    /// `info` (INFO)
+    Info = 20,
+    /// `debug` (DEBG)
+    Debug = 10,
+    /// `trace` (TRAC)
+    Trace = 5,
+    /// `blather` (BLAT)
+    Blather = 3,
+}
+
+/// A resolved user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name or number as written in the file.
+    pub spec: String,
+    /// Resolved uid.
+    pub uid: u32,
+    /// The account's primary gid.
+    pub gid: u32,
+    /// Account name (for initgroups), if the uid has a passwd entry.
+    pub name: Option<String>,
+}
+
+/// `[unix_http_server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixHttpServerConfig {
+    /// Socket path, absolute.
+    pub file: PathBuf,
+    /// Mode applied to the socket.
+    pub chmod: u32,
+    /// Owner applied to the socket: (uid, gid); `None` leaves it unchanged.
+    pub chown: Option<(u32, Option<u32>)>,
+    /// Basic auth, if configured.
+    pub auth: Option<Credentials>,
+}
+
+/// `[inet_http_server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetHttpServerConfig {
+    /// Section name (`inet_http_server` or `inet_http_server:x`).
+    pub section: String,
+    /// Host to bind; empty means all interfaces.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Basic auth, if configured.
+    pub auth: Option<Credentials>,
+}
+
+/// HTTP Basic credentials; `password` may be `{SHA}<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password as written (plain, or `{SHA}` + 40 hex digits).
+    pub password: String,
+}
+
+/// `[supervisorctl]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CtlConfig {
+    /// `serverurl` (`unix:///path` or `http://host:port`).
+    pub serverurl: Option<String>,
+    /// User name for Basic auth.
+    pub username: Option<String>,
+    /// Password for Basic auth.
+    pub password: Option<String>,
+    /// Prompt of the interactive shell.
+    pub prompt: String,
+    /// readline history file.
+    pub history_file: Option<PathBuf>,
+}
+
+/// `[rpcinterface:x]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcInterfaceConfig {
+    /// Namespace name (`x`).
+    pub name: String,
+    /// `supervisor.rpcinterface_factory`.
+    pub factory: String,
+}
+
+/// What kind of section produced a group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupKind {
+    /// `[program:x]` (alone or gathered by `[group:x]`).
+    Program,
+    /// `[eventlistener:x]` pool.
+    EventListener(EventListenerConfig),
+    /// `[fcgi-program:x]`.
+    Fcgi(FcgiConfig),
+}
+
+/// Options only an `[eventlistener:x]` pool has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventListenerConfig {
+    /// Subscribed event type names, upper-case, as written.
+    pub events: Vec<String>,
+    /// Per-pool queue length.
+    pub buffer_size: usize,
+    /// `module:callable`; only supervisord's default handler semantics are implemented.
+    pub result_handler: String,
+}
+
+/// Options only an `[fcgi-program:x]` has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FcgiConfig {
+    /// `tcp://host:port` or `unix:///path`.
+    pub socket: String,
+    /// listen backlog.
+    pub socket_backlog: Option<u32>,
+    /// Owner of a unix socket.
+    pub socket_owner: Option<(u32, Option<u32>)>,
+    /// Mode of a unix socket.
+    pub socket_mode: u32,
+}
+
+/// A process group: the unit of `reread`/`update`/`add`/`remove`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// Group name.
+    pub name: String,
+    /// Group priority.
+    pub priority: i32,
+    /// Section kind.
+    pub kind: GroupKind,
+    /// Processes, sorted by (priority, name).
+    pub processes: Vec<ProcessConfig>,
+    /// corral: limits shared by every process of the group (the group's cgroup).
+    pub limits: Limits,
+}
+
+/// `autorestart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoRestart {
+    /// Never restart after EXITED.
+    Never,
+    /// Restart only when the exit code is not in `exitcodes`.
+    Unexpected,
+    /// Always restart after EXITED.
+    Always,
+}
+
+/// corral: what a stop kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillMode {
+    /// Signal the main process; after `stopwaitsecs` kill everything left in its cgroup.
+    Cgroup,
+    /// Signal the process group (like `stopasgroup`), then kill the cgroup.
+    Group,
+    /// supervisord's behaviour: only the main pid (or its group with stopasgroup).
+    Process,
+}
+
+/// Where one output channel of a process is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFile {
+    /// `NONE`/`OFF`: discarded.
+    None,
+    /// `AUTO`: a file under `childlogdir`, named when the group is created.
+    Auto,
+    /// A path (may be `/dev/stdout` or any other non-seekable file).
+    Path(PathBuf),
+}
+
+/// One output channel (stdout or stderr) of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// Destination.
+    pub logfile: LogFile,
+    /// Rotate at this size; 0 never rotates.
+    pub maxbytes: u64,
+    /// Rotated files kept.
+    pub backups: u32,
+    /// >0 enables capture mode for PROCESS_COMMUNICATION events.
+    pub capture_maxbytes: u64,
+    /// Emit PROCESS_LOG events.
+    pub events_enabled: bool,
+    /// Also send lines to syslog.
+    pub syslog: bool,
+}
+
+/// corral: cgroup limits for a process or a group. `None` means unlimited/unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Hard memory limit in bytes.
+    pub memory_max: Option<u64>,
+    /// Memory throttling threshold in bytes.
+    pub memory_high: Option<u64>,
+    /// Swap limit in bytes.
+    pub memory_swap_max: Option<u64>,
+    /// CPU quota in percent of one CPU (`150%` = 150).
+    pub cpu_quota: Option<u32>,
+    /// CPU weight, 1–10000.
+    pub cpu_weight: Option<u32>,
+    /// Maximum number of tasks.
+    pub tasks_max: Option<u64>,
+    /// IO weight, 1–10000.
+    pub io_weight: Option<u32>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// One process (one per `process_num` of a program section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessConfig {
+    /// Process name (after `process_name` expansion).
+    pub name: String,
+    /// Name of the program section (`x` of `[program:x]`).
+    pub program: String,
+    /// Section name as written (`program:x`), for messages.
+    pub section: String,
+    /// File that defined the section.
+    pub file: PathBuf,
+    /// Command line after expansion (split when spawning, as supervisord does).
+    pub command: String,
+    /// Working directory.
+    pub directory: Option<PathBuf>,
+    /// umask for the child.
+    pub umask: Option<u32>,
+    /// Start order inside the group.
+    pub priority: i32,
+    /// Start when the daemon starts.
+    pub autostart: bool,
+    /// Restart policy from EXITED.
+    pub autorestart: AutoRestart,
+    /// Seconds the process must stay up to count as started.
+    pub startsecs: u64,
+    /// Failed starts tolerated before FATAL.
+    pub startretries: u32,
+    /// Expected exit codes.
+    pub exitcodes: Vec<i32>,
+    /// Stop signal number.
+    pub stopsignal: i32,
+    /// Grace period before SIGKILL.
+    pub stopwaitsecs: u64,
+    /// Send the stop signal to the process group.
+    pub stopasgroup: bool,
+    /// Send SIGKILL to the process group.
+    pub killasgroup: bool,
+    /// Run as this user.
+    pub user: Option<User>,
+    /// stderr goes to the stdout channel.
+    pub redirect_stderr: bool,
+    /// stdout channel.
+    pub stdout: ChannelConfig,
+    /// stderr channel.
+    pub stderr: ChannelConfig,
+    /// `[supervisord] environment` merged with the program's own (program wins), in order.
+    pub environment: Vec<(String, String)>,
+    /// `SUPERVISOR_SERVER_URL` for the child (AUTO already resolved).
+    pub serverurl: Option<String>,
+    /// corral: what a stop kills.
+    pub kill_mode: KillMode,
+    /// corral: per-process cgroup limits.
+    pub limits: Limits,
+    /// corral: `oom_score_adj` written for the child.
+    pub oom_score_adj: Option<i32>,
+}

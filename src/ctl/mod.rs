@@ -1,0 +1,1 @@
+//! corralctl: commands and output formatting.

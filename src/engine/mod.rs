@@ -1,0 +1,1 @@
+//! The engine: one task owning all process state, the pure process state machine, commands.

@@ -1,0 +1,1 @@
+//! The event bus and supervisor's event-listener protocol.

@@ -1,0 +1,1 @@
+//! HTTP server and Supervisor's XML-RPC API.

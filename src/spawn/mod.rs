@@ -1,0 +1,1 @@
+//! fork/exec of children: credentials, environment, pipes, cgroup placement.

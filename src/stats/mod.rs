@@ -1,0 +1,1 @@
+//! Readings from /proc and cgroup files: CPU, memory, tasks, fds.
