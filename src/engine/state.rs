@@ -1,0 +1,476 @@
+//! The process lifecycle as a pure state machine.
+//!
+//! `(state, event, clock) -> (state, actions)`: nothing here forks, signals or
+//! sleeps. The engine feeds events (requests, spawn results, exits, deadlines)
+//! and carries out the returned [`Action`]s. Transitions follow supervisord's
+//! `process.py` exactly, except that work supervisord defers to its next
+//! one-second loop tick happens at once here (there is no tick).
+
+use std::time::{Duration, Instant};
+
+use crate::config::{AutoRestart, ProcessConfig};
+
+/// supervisord's process states, with their numeric codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessState {
+    /// Not running; never started or stopped on request.
+    Stopped = 0,
+    /// Spawned, waiting for `startsecs`.
+    Starting = 10,
+    /// Up for longer than `startsecs`.
+    Running = 20,
+    /// Exited too quickly; waiting to retry.
+    Backoff = 30,
+    /// Stop signal sent; waiting for exit.
+    Stopping = 40,
+    /// Exited on its own from RUNNING.
+    Exited = 100,
+    /// Gave up after too many failed starts.
+    Fatal = 200,
+    /// Signalling failed unexpectedly.
+    Unknown = 1000,
+}
+
+impl ProcessState {
+    /// Upper-case name (`RUNNING`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessState::Stopped => "STOPPED",
+            ProcessState::Starting => "STARTING",
+            ProcessState::Running => "RUNNING",
+            ProcessState::Backoff => "BACKOFF",
+            ProcessState::Stopping => "STOPPING",
+            ProcessState::Exited => "EXITED",
+            ProcessState::Fatal => "FATAL",
+            ProcessState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Numeric code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// supervisord's STOPPED_STATES.
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal | ProcessState::Unknown
+        )
+    }
+
+    /// supervisord's RUNNING_STATES (BACKOFF counts as running).
+    pub fn is_running(self) -> bool {
+        matches!(self, ProcessState::Running | ProcessState::Backoff | ProcessState::Starting)
+    }
+
+    /// supervisord's SIGNALLABLE_STATES.
+    pub fn is_signallable(self) -> bool {
+        matches!(self, ProcessState::Running | ProcessState::Starting | ProcessState::Stopping)
+    }
+}
+
+/// How a child ended, decoded from its wait status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by a signal.
+    Signal {
+        /// Signal number.
+        signal: i32,
+        /// A core file was written.
+        core: bool,
+    },
+}
+
+impl ExitStatus {
+    /// supervisord's `es`: the exit code, or -1 when killed by a signal.
+    pub fn es(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal { .. } => -1,
+        }
+    }
+
+    /// supervisord's text: `exit status N` / `terminated by SIGTERM` (+ ` (core dumped)`).
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Signal { signal, core } => {
+                let core = if core { " (core dumped)" } else { "" };
+                format!("terminated by {}{}", signal_name(signal), core)
+            }
+        }
+    }
+}
+
+/// `SIGTERM`-style name of a signal number, or `signal N` when unknown.
+pub fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {signal}"),
+    }
+}
+
+/// Severity of a log line the machine asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// INFO
+    Info,
+    /// WARN
+    Warn,
+    /// DEBG
+    Debug,
+}
+
+/// A state change, with the fields supervisord's PROCESS_STATE events carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Previous state.
+    pub from: ProcessState,
+    /// New state.
+    pub to: ProcessState,
+    /// Pid at the time of the change (0 if none).
+    pub pid: u32,
+    /// Backoff count (STARTING: before this start; BACKOFF: after increment).
+    pub tries: u32,
+    /// For EXITED: whether the exit code was expected.
+    pub expected: Option<bool>,
+}
+
+/// What the engine must do after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The state changed (feeds events, waiters and D-Bus).
+    Changed(Transition),
+    /// Fork and exec the program now; answer with `Spawned` or `SpawnFailed`.
+    Spawn,
+    /// Send a signal to the main pid (`group`: to its process group).
+    Signal {
+        /// Signal number.
+        signal: i32,
+        /// Signal the process group (`-pid`) instead of the pid.
+        group: bool,
+    },
+    /// Final kill after `stopwaitsecs`: SIGKILL (to the group if `group`);
+    /// the engine also kills the whole cgroup when the kill mode says so.
+    Kill {
+        /// Kill the process group too.
+        group: bool,
+    },
+    /// Write a line to the activity log.
+    Log(Level, String),
+}
+
+/// One process's lifecycle state and counters.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    state: ProcessState,
+    /// Failed starts since the last time the process reached RUNNING.
+    backoff: u32,
+    /// Monotonic time of the last spawn.
+    laststart: Option<Instant>,
+    /// Wall-clock epoch seconds of the last spawn (0: never).
+    pub start_wall: i64,
+    /// Wall-clock epoch seconds of the last exit (0: never).
+    pub stop_wall: i64,
+    /// Running pid (0: none).
+    pub pid: u32,
+    /// Last exit status (`es`), 0 when none.
+    pub exitstatus: i32,
+    /// Last spawn error text.
+    pub spawnerr: String,
+    /// Next moment the machine wants an [`Event::Deadline`].
+    deadline: Option<Instant>,
+    /// A stop was requested and the process has not exited yet.
+    killing: bool,
+    /// Spawns since creation, minus the first (restarts).
+    pub restarts: u64,
+}
+
+/// Something that happened to a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Autostart or a start request (the engine has checked it is allowed).
+    Start,
+    /// The spawn succeeded.
+    Spawned(u32),
+    /// The spawn failed before or during exec.
+    SpawnFailed(String),
+    /// The main pid was reaped.
+    Exited(ExitStatus),
+    /// A stop request.
+    Stop,
+    /// Shutdown: a BACKOFF process gives up (FATAL) instead of retrying.
+    GiveUp,
+    /// The deadline returned by [`Machine::deadline`] passed.
+    Deadline,
+    /// Signalling failed with an unexpected error.
+    SignalError(String),
+}
+
+/// The clock a transition reads: monotonic for timers, wall for display.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Monotonic now.
+    pub mono: Instant,
+    /// Wall-clock epoch seconds now.
+    pub wall: i64,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine::new()
+    }
+}
+
+impl Machine {
+    /// A process that was never started.
+    pub fn new() -> Machine {
+        Machine {
+            state: ProcessState::Stopped,
+            backoff: 0,
+            laststart: None,
+            start_wall: 0,
+            stop_wall: 0,
+            pid: 0,
+            exitstatus: 0,
+            spawnerr: String::new(),
+            deadline: None,
+            killing: false,
+            restarts: 0,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> ProcessState {
+        self.state
+    }
+
+    /// When the machine next needs an [`Event::Deadline`].
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the process was ever spawned.
+    pub fn ever_started(&self) -> bool {
+        self.laststart.is_some()
+    }
+
+    /// Current backoff count.
+    pub fn backoff(&self) -> u32 {
+        self.backoff
+    }
+
+    /// Apply one event. `cfg` is the process's configuration.
+    pub fn handle(&mut self, cfg: &ProcessConfig, event: Event, now: Clock) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Start => {
+                if matches!(
+                    self.state,
+                    ProcessState::Stopped
+                        | ProcessState::Exited
+                        | ProcessState::Fatal
+                        | ProcessState::Backoff
+                ) {
+                    self.begin_spawn(now, &mut out);
+                }
+            }
+            Event::Spawned(pid) => {
+                if self.state == ProcessState::Starting {
+                    self.pid = pid;
+                    out.push(Action::Log(Level::Info, format!("spawned: '{}' with pid {}", cfg.name, pid)));
+                    if cfg.startsecs == 0 {
+                        self.enter_running(cfg, &mut out);
+                    } else {
+                        // supervisord needs `now - laststart > startsecs`: strictly more.
+                        self.deadline =
+                            Some(now.mono + Duration::from_secs(cfg.startsecs) + Duration::from_millis(1));
+                    }
+                }
+            }
+            Event::SpawnFailed(msg) => {
+                if self.state == ProcessState::Starting {
+                    out.push(Action::Log(Level::Info, format!("spawnerr: {msg}")));
+                    self.spawnerr = msg;
+                    self.enter_backoff(cfg, now, &mut out);
+                }
+            }
+            Event::Exited(status) => self.on_exit(cfg, status, now, &mut out),
+            Event::Stop => match self.state {
+                ProcessState::Starting | ProcessState::Running => {
+                    self.killing = true;
+                    self.deadline = Some(now.mono + Duration::from_secs(cfg.stopwaitsecs));
+                    let group = cfg.stopasgroup;
+                    out.push(Action::Log(
+                        Level::Debug,
+                        format!(
+                            "killing {} (pid {}) {}with signal {}",
+                            cfg.name,
+                            self.pid,
+                            if group { "process group " } else { "" },
+                            signal_name(cfg.stopsignal)
+                        ),
+                    ));
+                    self.change(ProcessState::Stopping, None, &mut out);
+                    out.push(Action::Signal { signal: cfg.stopsignal, group });
+                }
+                ProcessState::Backoff => {
+                    self.deadline = None;
+                    self.change(ProcessState::Stopped, None, &mut out);
+                }
+                _ => {}
+            },
+            Event::GiveUp => {
+                if self.state == ProcessState::Backoff {
+                    self.give_up(&mut out);
+                }
+            }
+            Event::Deadline => self.on_deadline(cfg, now, &mut out),
+            Event::SignalError(msg) => {
+                if self.state.is_signallable() {
+                    out.push(Action::Log(Level::Warn, msg.clone()));
+                    self.spawnerr = msg;
+                    self.deadline = None;
+                    self.change(ProcessState::Unknown, None, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn begin_spawn(&mut self, now: Clock, out: &mut Vec<Action>) {
+        if self.laststart.is_some() {
+            self.restarts += 1;
+        }
+        self.laststart = Some(now.mono);
+        self.start_wall = now.wall;
+        self.deadline = None;
+        self.killing = false;
+        self.spawnerr.clear();
+        self.change(ProcessState::Starting, None, out);
+        out.push(Action::Spawn);
+    }
+
+    fn enter_running(&mut self, cfg: &ProcessConfig, out: &mut Vec<Action>) {
+        self.deadline = None;
+        self.backoff = 0;
+        self.change(ProcessState::Running, None, out);
+        out.push(Action::Log(
+            Level::Info,
+            format!(
+                "success: {} entered RUNNING state, process has stayed up for > than {} seconds (startsecs)",
+                cfg.name, cfg.startsecs
+            ),
+        ));
+    }
+
+    fn enter_backoff(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
+        self.backoff += 1;
+        self.change(ProcessState::Backoff, None, out);
+        if self.backoff > cfg.startretries {
+            self.give_up(out);
+            out.push(Action::Log(
+                Level::Info,
+                format!("gave up: {} entered FATAL state, too many start retries too quickly", cfg.name),
+            ));
+        } else {
+            // Linear backoff: 1 s, 2 s, 3 s... as supervisord.
+            self.deadline = Some(now.mono + Duration::from_secs(u64::from(self.backoff)));
+        }
+    }
+
+    fn give_up(&mut self, out: &mut Vec<Action>) {
+        self.deadline = None;
+        self.backoff = 0;
+        self.change(ProcessState::Fatal, None, out);
+    }
+
+    fn on_exit(&mut self, cfg: &ProcessConfig, status: ExitStatus, now: Clock, out: &mut Vec<Action>) {
+        if self.pid == 0 {
+            return;
+        }
+        self.stop_wall = now.wall;
+        let es = status.es();
+        let expected = cfg.exitcodes.contains(&es);
+        let too_quickly = match self.laststart {
+            Some(t) => now.mono.saturating_duration_since(t) < Duration::from_secs(cfg.startsecs),
+            None => false,
+        };
+        let text = status.describe();
+        if self.killing {
+            self.killing = false;
+            self.deadline = None;
+            self.exitstatus = es;
+            let level = if expected { Level::Info } else { Level::Warn };
+            self.change(ProcessState::Stopped, None, out);
+            out.push(Action::Log(level, format!("stopped: {} ({})", cfg.name, text)));
+        } else if too_quickly && self.state == ProcessState::Starting {
+            self.exitstatus = 0;
+            self.spawnerr = "Exited too quickly (process log may have details)".into();
+            out.push(Action::Log(Level::Warn, format!("exited: {} ({}; not expected)", cfg.name, text)));
+            self.pid = 0;
+            self.enter_backoff(cfg, now, out);
+            return;
+        } else {
+            self.deadline = None;
+            self.backoff = 0;
+            self.exitstatus = es;
+            if self.state == ProcessState::Starting {
+                self.change(ProcessState::Running, None, out);
+            }
+            if expected {
+                self.change(ProcessState::Exited, Some(true), out);
+                out.push(Action::Log(Level::Info, format!("exited: {} ({}; expected)", cfg.name, text)));
+            } else {
+                self.spawnerr = format!("Bad exit code {es}");
+                self.change(ProcessState::Exited, Some(false), out);
+                out.push(Action::Log(Level::Warn, format!("exited: {} ({}; not expected)", cfg.name, text)));
+            }
+            self.pid = 0;
+            let restart = match cfg.autorestart {
+                AutoRestart::Always => true,
+                AutoRestart::Unexpected => !expected,
+                AutoRestart::Never => false,
+            };
+            if restart {
+                self.begin_spawn(now, out);
+            }
+            return;
+        }
+        self.pid = 0;
+    }
+
+    fn on_deadline(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
+        match self.deadline {
+            Some(d) if d <= now.mono => {}
+            _ => return,
+        }
+        match self.state {
+            ProcessState::Starting => self.enter_running(cfg, out),
+            ProcessState::Backoff => {
+                if self.backoff <= cfg.startretries {
+                    self.begin_spawn(now, out);
+                }
+            }
+            ProcessState::Stopping => {
+                out.push(Action::Log(
+                    Level::Warn,
+                    format!("killing '{}' ({}) with SIGKILL", cfg.name, self.pid),
+                ));
+                // Repeat every stopwaitsecs while it is still alive, as supervisord.
+                self.deadline = Some(now.mono + Duration::from_secs(cfg.stopwaitsecs.max(1)));
+                out.push(Action::Kill { group: cfg.killasgroup });
+            }
+            _ => self.deadline = None,
+        }
+    }
+
+    fn change(&mut self, to: ProcessState, expected: Option<bool>, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = to;
+        out.push(Action::Changed(Transition { from, to, pid: self.pid, tries: self.backoff, expected }));
+    }
+}
