@@ -1,1 +1,264 @@
-fn main() {}
+//! corrald: the corral daemon. Reads a supervisord-format config and supervises its programs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use corral::config::{self, Config, MainLog};
+use corral::engine::{Engine, Handle};
+
+/// corrald's command line: supervisord's flags, plus corral's own.
+#[derive(Debug, Parser)]
+#[command(name = "corrald", version, about = "corral process supervisor daemon (supervisord-compatible)")]
+struct Args {
+    /// Configuration file (default: /etc/corral/corral.conf, then supervisord's search path).
+    #[arg(short = 'c', long = "configuration", value_name = "FILE")]
+    configuration: Option<PathBuf>,
+    /// Run in the foreground.
+    #[arg(short = 'n', long)]
+    nodaemon: bool,
+    /// In the foreground, do not copy the activity log to stdout.
+    #[arg(short = 's', long)]
+    silent: bool,
+    /// Run as this user (or numeric uid).
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// umask for the daemon process when daemonizing (octal).
+    #[arg(short = 'm', long, value_name = "UMASK")]
+    umask: Option<String>,
+    /// Directory to chdir to when daemonizing.
+    #[arg(short = 'd', long, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Activity log file.
+    #[arg(short = 'l', long, value_name = "FILE")]
+    logfile: Option<PathBuf>,
+    /// Rotate the activity log at this size (e.g. 50MB).
+    #[arg(short = 'y', long = "logfile_maxbytes", value_name = "BYTES")]
+    logfile_maxbytes: Option<String>,
+    /// Number of activity log backups.
+    #[arg(short = 'z', long = "logfile_backups", value_name = "NUM")]
+    logfile_backups: Option<u32>,
+    /// Activity log level (critical, error, warn, info, debug, trace, blather).
+    #[arg(short = 'e', long, value_name = "LEVEL")]
+    loglevel: Option<String>,
+    /// Pid file.
+    #[arg(short = 'j', long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Identifier returned by getIdentification.
+    #[arg(short = 'i', long, value_name = "STR")]
+    identifier: Option<String>,
+    /// Directory for AUTO child logs.
+    #[arg(short = 'q', long, value_name = "DIR")]
+    childlogdir: Option<PathBuf>,
+    /// Keep old AUTO child logs at start.
+    #[arg(short = 'k', long)]
+    nocleanup: bool,
+    /// Minimum number of file descriptors.
+    #[arg(short = 'a', long, value_name = "NUM")]
+    minfds: Option<u64>,
+    /// Minimum number of processes.
+    #[arg(long, value_name = "NUM")]
+    minprocs: Option<u64>,
+    /// Strip ANSI escape sequences from child output.
+    #[arg(short = 't', long = "strip_ansi")]
+    strip_ansi: bool,
+    /// Validate the configuration, print the resolved programs and exit (0: valid, 1: invalid).
+    #[arg(long = "check-config")]
+    check_config: bool,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    let argv0 = std::env::args().next().unwrap_or_else(|| "corrald".into());
+    eprintln!("Error: {msg}");
+    eprintln!("For help, use {argv0} -h");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("corrald"));
+    let path = match &args.configuration {
+        Some(p) if !p.exists() => return fail(format!("could not find config file {}", p.display())),
+        Some(p) => p.clone(),
+        None => match config::find_config(&argv0) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        },
+    };
+    let mut cfg = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) if args.check_config => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = apply_overrides(&mut cfg, &args) {
+        return fail(e);
+    }
+    if args.check_config {
+        print!("{}", config::describe(&cfg));
+        return ExitCode::SUCCESS;
+    }
+    match run(cfg, path, &args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Command-line flags override the file, as supervisord's.
+fn apply_overrides(cfg: &mut Config, a: &Args) -> Result<(), String> {
+    let sd = &mut cfg.supervisord;
+    if a.nodaemon {
+        sd.nodaemon = true;
+    }
+    if a.silent {
+        sd.silent = true;
+    }
+    if a.nocleanup {
+        sd.nocleanup = true;
+    }
+    if a.strip_ansi {
+        sd.strip_ansi = true;
+    }
+    if let Some(v) = &a.umask {
+        sd.umask = u32::from_str_radix(v, 8).map_err(|_| format!("invalid umask {v:?}"))?;
+    }
+    if let Some(v) = &a.directory {
+        sd.directory = Some(v.clone());
+    }
+    if let Some(v) = &a.logfile {
+        sd.logfile = if v.as_os_str() == "syslog" { MainLog::Syslog } else { MainLog::File(absolute(v)) };
+    }
+    if let Some(v) = &a.logfile_maxbytes {
+        sd.logfile_maxbytes = config::values::byte_size(v).map_err(|e| e.to_string())?;
+    }
+    if let Some(v) = a.logfile_backups {
+        sd.logfile_backups = v;
+    }
+    if let Some(v) = &a.loglevel {
+        sd.loglevel = config::values::log_level(v).map_err(|e| e.to_string())?;
+    }
+    if let Some(v) = &a.pidfile {
+        sd.pidfile = absolute(v);
+    }
+    if let Some(v) = &a.identifier {
+        sd.identifier = v.clone();
+    }
+    if let Some(v) = &a.childlogdir {
+        sd.childlogdir = absolute(v);
+    }
+    if let Some(v) = a.minfds {
+        sd.minfds = v;
+    }
+    if let Some(v) = a.minprocs {
+        sd.minprocs = v;
+    }
+    if let Some(v) = &a.user {
+        sd.user = Some(config::values::user(v).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn run(cfg: Config, path: PathBuf, args: &Args) -> anyhow::Result<ExitCode> {
+    let sd = cfg.supervisord.clone();
+    if let Some(user) = &sd.user {
+        corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
+    }
+    let limit_infos = corral::spawn::privileges::raise_limits(sd.minfds, sd.minprocs)?;
+    if !sd.nodaemon {
+        // Fork before any thread exists; the parent exits 0 as supervisord's does.
+        corral::spawn::privileges::daemonize(sd.directory.as_deref(), sd.umask).context("daemonizing")?;
+    }
+    let _log = corral::logs::main_log::init(&sd).context("opening the activity log")?;
+    for m in &limit_infos {
+        tracing::info!("{m}");
+    }
+    for m in &cfg.messages {
+        match m.level {
+            config::MessageLevel::Info => tracing::info!("{}", m.text),
+            config::MessageLevel::Warn => tracing::warn!("{}", m.text),
+        }
+    }
+    if !sd.nocleanup {
+        match corral::logs::auto::cleanup_auto_logs(&sd.childlogdir, &sd.identifier) {
+            Ok(failed) => {
+                for (p, e) in failed {
+                    tracing::warn!("Failed to clean up {}: {e}", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    if nix::unistd::Uid::effective().is_root() && sd.user.is_none() {
+        tracing::error!(
+            target: "crit",
+            "Supervisor is running as root.  Privileges were not dropped because no user is specified in the config file.  If you intend to run as root, you can set user=root in the config file to avoid this message."
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(serve(cfg, path, args.nodaemon));
+    let _ = std::fs::remove_file(&sd.pidfile);
+    result
+}
+
+async fn serve(cfg: Config, path: PathBuf, _nodaemon: bool) -> anyhow::Result<ExitCode> {
+    if let Err(e) = corral::spawn::reap::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
+    }
+    let pidfile = cfg.supervisord.pidfile.clone();
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pid file {}", pidfile.display()))?;
+    let loader_path = path.clone();
+    let loader: corral::engine::Loader =
+        Box::new(move || config::load(&loader_path).map_err(|e| e.supervisord_message()));
+    let servers = (cfg.unix_http_server.clone(), cfg.inet_http_servers.clone());
+    let (engine, handle) = Engine::new(cfg, loader);
+    let rpc = corral::rpc::start(handle.clone(), servers.0, servers.1).await.context("starting the HTTP servers")?;
+    forward_signals(handle.clone())?;
+    tracing::info!("corrald started with pid {}", std::process::id());
+    let exit = engine.run().await.context("running the engine")?;
+    rpc.stop().await;
+    tracing::info!("exiting ({exit:?})");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signals are requests like any other: turn them into engine commands.
+fn forward_signals(handle: Handle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::warn!("received SIGTERM indicating exit request"); let _ = handle.shutdown().await; }
+                _ = int.recv() => { tracing::warn!("received SIGINT indicating exit request"); let _ = handle.shutdown().await; }
+                _ = quit.recv() => { tracing::warn!("received SIGQUIT indicating exit request"); let _ = handle.shutdown().await; }
+                _ = hup.recv() => {
+                    tracing::warn!("received SIGHUP indicating restart request");
+                    if handle.restart().await.is_err() {
+                        tracing::warn!("ignored SIGHUP indicating restart request (shutdown in progress)");
+                    }
+                }
+                _ = usr2.recv() => handle.reopen_logs().await,
+            }
+        }
+    });
+    Ok(())
+}

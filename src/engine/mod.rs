@@ -1,7 +1,12 @@
 //! The engine: one task owning all process state, the pure process state machine, commands.
 
 pub mod api;
+mod core;
+pub mod info;
+mod output;
+pub mod signal;
 pub mod state;
 
+pub use self::core::{Engine, Exit, Loader, ProcId};
 pub use api::*;
 pub use state::{ExitStatus, ProcessState};

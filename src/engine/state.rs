@@ -350,6 +350,7 @@ impl Machine {
         self.deadline = None;
         self.killing = false;
         self.spawnerr.clear();
+        self.exitstatus = 0;
         self.change(ProcessState::Starting, None, out);
         out.push(Action::Spawn);
     }
@@ -472,5 +473,410 @@ impl Machine {
         let from = self.state;
         self.state = to;
         out.push(Action::Changed(Transition { from, to, pid: self.pid, tries: self.backoff, expected }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per transition, driven by a fake clock.
+    use super::*;
+    use crate::config::{ChannelConfig, KillMode, Limits, LogFile};
+    use std::path::PathBuf;
+
+    fn channel() -> ChannelConfig {
+        ChannelConfig {
+            logfile: LogFile::None,
+            maxbytes: 0,
+            backups: 0,
+            capture_maxbytes: 0,
+            events_enabled: false,
+            syslog: false,
+        }
+    }
+
+    fn cfg() -> ProcessConfig {
+        ProcessConfig {
+            name: "p".into(),
+            program: "p".into(),
+            section: "program:p".into(),
+            file: PathBuf::from("t.conf"),
+            command: "/bin/true".into(),
+            directory: None,
+            umask: None,
+            priority: 999,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            startsecs: 1,
+            startretries: 3,
+            exitcodes: vec![0],
+            stopsignal: 15,
+            stopwaitsecs: 10,
+            stopasgroup: false,
+            killasgroup: false,
+            user: None,
+            redirect_stderr: false,
+            stdout: channel(),
+            stderr: channel(),
+            environment: vec![],
+            serverurl: None,
+            kill_mode: KillMode::Cgroup,
+            limits: Limits::default(),
+            oom_score_adj: None,
+        }
+    }
+
+    struct T {
+        m: Machine,
+        cfg: ProcessConfig,
+        t0: Instant,
+        now: Duration,
+    }
+
+    impl T {
+        fn new(cfg: ProcessConfig) -> T {
+            T { m: Machine::new(), cfg, t0: Instant::now(), now: Duration::ZERO }
+        }
+        fn at(&mut self, secs_millis: u64) -> &mut T {
+            self.now = Duration::from_millis(secs_millis);
+            self
+        }
+        fn ev(&mut self, e: Event) -> Vec<Action> {
+            let clock = Clock { mono: self.t0 + self.now, wall: 1_000_000 + self.now.as_secs() as i64 };
+            self.m.handle(&self.cfg, e, clock)
+        }
+        fn fire(&mut self) -> Vec<Action> {
+            let d = self.m.deadline().expect("a deadline is armed");
+            self.now = d - self.t0;
+            self.ev(Event::Deadline)
+        }
+    }
+
+    fn states(actions: &[Action]) -> Vec<(ProcessState, ProcessState)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Changed(t) => Some((t.from, t.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn logs(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Log(_, m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    use ProcessState::*;
+
+    #[test]
+    fn start_goes_starting_and_asks_for_a_spawn() {
+        let mut t = T::new(cfg());
+        let a = t.ev(Event::Start);
+        assert_eq!(states(&a), vec![(Stopped, Starting)]);
+        assert!(a.contains(&Action::Spawn));
+        assert!(matches!(&a[0], Action::Changed(tr) if tr.tries == 0));
+    }
+
+    #[test]
+    fn starting_becomes_running_only_after_startsecs() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        let a = t.ev(Event::Spawned(42));
+        assert_eq!(logs(&a), vec!["spawned: 'p' with pid 42"]);
+        let d = t.m.deadline().unwrap();
+        assert!(d - t.t0 > Duration::from_secs(1), "strictly more than startsecs");
+        t.at(500);
+        assert!(t.ev(Event::Deadline).is_empty(), "an early deadline event changes nothing");
+        let a = t.fire();
+        assert_eq!(states(&a), vec![(Starting, Running)]);
+        assert_eq!(
+            logs(&a),
+            vec!["success: p entered RUNNING state, process has stayed up for > than 1 seconds (startsecs)"]
+        );
+        assert_eq!(t.m.deadline(), None);
+    }
+
+    #[test]
+    fn startsecs_zero_is_running_at_once() {
+        let mut c = cfg();
+        c.startsecs = 0;
+        let mut t = T::new(c);
+        t.ev(Event::Start);
+        let a = t.ev(Event::Spawned(1));
+        assert_eq!(states(&a), vec![(Starting, Running)]);
+    }
+
+    #[test]
+    fn quick_exit_goes_backoff_with_linear_delay_then_fatal() {
+        let mut c = cfg();
+        c.startretries = 2;
+        let mut t = T::new(c);
+        let mut seen = vec![];
+        seen.extend(states(&t.ev(Event::Start)));
+        for attempt in 1..=3u32 {
+            t.ev(Event::Spawned(attempt));
+            let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+            seen.extend(states(&a));
+            assert_eq!(t.m.spawnerr, "Exited too quickly (process log may have details)");
+            assert_eq!(t.m.exitstatus, 0);
+            if attempt < 3 {
+                let before = t.now;
+                let a = t.fire();
+                assert_eq!(t.now - before, Duration::from_secs(attempt as u64), "backoff grows by one second");
+                seen.extend(states(&a));
+                assert!(a.contains(&Action::Spawn));
+            } else {
+                assert!(logs(&a).contains(&"gave up: p entered FATAL state, too many start retries too quickly".into()));
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (Stopped, Starting),
+                (Starting, Backoff),
+                (Backoff, Starting),
+                (Starting, Backoff),
+                (Backoff, Starting),
+                (Starting, Backoff),
+                (Backoff, Fatal)
+            ]
+        );
+        assert_eq!(t.m.state(), Fatal);
+        assert_eq!(t.m.deadline(), None);
+    }
+
+    #[test]
+    fn backoff_and_starting_events_carry_tries() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        t.ev(Event::Spawned(1));
+        let a = t.ev(Event::Exited(ExitStatus::Code(1)));
+        assert!(matches!(&a[1], Action::Changed(tr) if tr.to == Backoff && tr.tries == 1));
+        let a = t.fire();
+        assert!(matches!(&a[0], Action::Changed(tr) if tr.to == Starting && tr.tries == 1));
+    }
+
+    #[test]
+    fn spawn_failure_goes_backoff_with_the_error() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        let a = t.ev(Event::SpawnFailed("can't find command '/nope'".into()));
+        assert_eq!(states(&a), vec![(Starting, Backoff)]);
+        assert_eq!(t.m.spawnerr, "can't find command '/nope'");
+        assert_eq!(logs(&a), vec!["spawnerr: can't find command '/nope'"]);
+    }
+
+    fn running(c: ProcessConfig) -> T {
+        let mut t = T::new(c);
+        t.ev(Event::Start);
+        t.ev(Event::Spawned(7));
+        t.fire();
+        assert_eq!(t.m.state(), Running);
+        t
+    }
+
+    #[test]
+    fn expected_exit_from_running_is_exited_without_restart_under_unexpected() {
+        let mut t = running(cfg());
+        t.at(5000);
+        let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+        assert_eq!(states(&a), vec![(Running, Exited)]);
+        assert!(matches!(&a[0], Action::Changed(tr) if tr.expected == Some(true) && tr.pid == 7));
+        assert_eq!(logs(&a), vec!["exited: p (exit status 0; expected)"]);
+        assert!(!a.contains(&Action::Spawn));
+        assert_eq!(t.m.pid, 0);
+    }
+
+    #[test]
+    fn unexpected_exit_restarts_and_records_bad_exit_code() {
+        let mut t = running(cfg());
+        t.at(5000);
+        let a = t.ev(Event::Exited(ExitStatus::Code(3)));
+        assert_eq!(states(&a), vec![(Running, Exited), (Exited, Starting)]);
+        assert_eq!(logs(&a), vec!["exited: p (exit status 3; not expected)"]);
+        assert!(a.contains(&Action::Spawn));
+        assert_eq!(t.m.restarts, 1);
+    }
+
+    #[test]
+    fn autorestart_false_leaves_exited_with_spawnerr() {
+        let mut c = cfg();
+        c.autorestart = AutoRestart::Never;
+        let mut t = running(c);
+        t.at(5000);
+        let a = t.ev(Event::Exited(ExitStatus::Code(3)));
+        assert_eq!(states(&a), vec![(Running, Exited)]);
+        assert_eq!(t.m.spawnerr, "Bad exit code 3");
+        assert_eq!(t.m.exitstatus, 3);
+    }
+
+    #[test]
+    fn autorestart_true_restarts_even_expected_exits() {
+        let mut c = cfg();
+        c.autorestart = AutoRestart::Always;
+        let mut t = running(c);
+        t.at(5000);
+        let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+        assert_eq!(states(&a), vec![(Running, Exited), (Exited, Starting)]);
+    }
+
+    #[test]
+    fn killed_by_signal_is_unexpected_with_minus_one() {
+        let mut c = cfg();
+        c.autorestart = AutoRestart::Never;
+        let mut t = running(c);
+        t.at(5000);
+        let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+        assert_eq!(logs(&a), vec!["exited: p (terminated by SIGKILL; not expected)"]);
+        assert_eq!(t.m.exitstatus, -1);
+    }
+
+    #[test]
+    fn exit_after_startsecs_but_before_the_timer_goes_running_then_exited() {
+        let mut c = cfg();
+        c.autorestart = AutoRestart::Never;
+        let mut t = T::new(c);
+        t.ev(Event::Start);
+        t.ev(Event::Spawned(3));
+        t.at(1500);
+        let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+        assert_eq!(states(&a), vec![(Starting, Running), (Running, Exited)]);
+    }
+
+    #[test]
+    fn stop_signals_then_kills_after_stopwaitsecs_repeatedly() {
+        let mut c = cfg();
+        c.stopwaitsecs = 2;
+        c.stopsignal = 2;
+        let mut t = running(c);
+        t.at(5000);
+        let a = t.ev(Event::Stop);
+        assert_eq!(states(&a), vec![(Running, Stopping)]);
+        assert!(a.contains(&Action::Signal { signal: 2, group: false }));
+        let a = t.fire();
+        assert_eq!(t.now, Duration::from_secs(7));
+        assert_eq!(logs(&a), vec!["killing 'p' (7) with SIGKILL"]);
+        assert!(a.contains(&Action::Kill { group: false }));
+        let a = t.fire();
+        assert!(a.contains(&Action::Kill { group: false }), "SIGKILL repeats while it lives");
+        let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+        assert_eq!(states(&a), vec![(Stopping, Stopped)]);
+        assert_eq!(logs(&a), vec!["stopped: p (terminated by SIGKILL)"]);
+        assert_eq!(t.m.deadline(), None);
+    }
+
+    #[test]
+    fn stop_with_expected_exit_logs_info_text() {
+        let mut t = running(cfg());
+        t.ev(Event::Stop);
+        let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+        assert_eq!(logs(&a), vec!["stopped: p (exit status 0)"]);
+        assert_eq!(t.m.exitstatus, 0);
+    }
+
+    #[test]
+    fn stopasgroup_and_killasgroup_signal_the_group() {
+        let mut c = cfg();
+        c.stopasgroup = true;
+        c.killasgroup = true;
+        let mut t = running(c);
+        let a = t.ev(Event::Stop);
+        assert!(a.contains(&Action::Signal { signal: 15, group: true }));
+        assert!(t.fire().contains(&Action::Kill { group: true }));
+    }
+
+    #[test]
+    fn stop_while_starting_stops() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        t.ev(Event::Spawned(9));
+        let a = t.ev(Event::Stop);
+        assert_eq!(states(&a), vec![(Starting, Stopping)]);
+        let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 15, core: false }));
+        assert_eq!(states(&a), vec![(Stopping, Stopped)]);
+    }
+
+    #[test]
+    fn stop_in_backoff_is_stopped_without_signal() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        t.ev(Event::Spawned(1));
+        t.ev(Event::Exited(ExitStatus::Code(1)));
+        let a = t.ev(Event::Stop);
+        assert_eq!(states(&a), vec![(Backoff, Stopped)]);
+        assert!(!a.iter().any(|x| matches!(x, Action::Signal { .. })));
+        assert_eq!(t.m.deadline(), None, "no retry after a stop");
+    }
+
+    #[test]
+    fn shutdown_gives_up_a_backoff_process() {
+        let mut t = T::new(cfg());
+        t.ev(Event::Start);
+        t.ev(Event::SpawnFailed("x".into()));
+        let a = t.ev(Event::GiveUp);
+        assert_eq!(states(&a), vec![(Backoff, Fatal)]);
+    }
+
+    #[test]
+    fn fatal_and_exited_and_stopped_can_be_started_again() {
+        for prep in [Fatal, Exited, Stopped] {
+            let mut c = cfg();
+            c.autorestart = AutoRestart::Never;
+            c.startretries = 0;
+            let mut t = T::new(c);
+            match prep {
+                Fatal => {
+                    t.ev(Event::Start);
+                    t.ev(Event::SpawnFailed("x".into()));
+                }
+                Exited => {
+                    t.ev(Event::Start);
+                    t.ev(Event::Spawned(1));
+                    t.fire();
+                    t.at(9000);
+                    t.ev(Event::Exited(ExitStatus::Code(0)));
+                }
+                _ => {}
+            }
+            assert_eq!(t.m.state(), prep);
+            let a = t.ev(Event::Start);
+            assert_eq!(states(&a), vec![(prep, Starting)]);
+            assert!(t.m.spawnerr.is_empty(), "a new start clears the last error");
+        }
+    }
+
+    #[test]
+    fn start_while_running_does_nothing() {
+        let mut t = running(cfg());
+        assert!(t.ev(Event::Start).is_empty());
+    }
+
+    #[test]
+    fn signal_error_goes_unknown() {
+        let mut t = running(cfg());
+        let a = t.ev(Event::SignalError("Failed to send".into()));
+        assert_eq!(states(&a), vec![(Running, Unknown)]);
+    }
+
+    #[test]
+    fn exit_text_matches_supervisord() {
+        assert_eq!(ExitStatus::Code(3).describe(), "exit status 3");
+        assert_eq!(ExitStatus::Signal { signal: 15, core: false }.describe(), "terminated by SIGTERM");
+        assert_eq!(ExitStatus::Signal { signal: 11, core: true }.describe(), "terminated by SIGSEGV (core dumped)");
+    }
+
+    #[test]
+    fn state_codes_and_classes() {
+        assert_eq!(
+            [Stopped, Starting, Running, Backoff, Stopping, Exited, Fatal, Unknown].map(|s| s.code()),
+            [0, 10, 20, 30, 40, 100, 200, 1000]
+        );
+        assert!(Backoff.is_running() && !Stopping.is_running() && !Stopping.is_stopped());
+        assert!(Stopping.is_signallable() && !Backoff.is_signallable());
     }
 }

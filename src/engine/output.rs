@@ -1,0 +1,209 @@
+//! A process's output plumbing: its log files, the pipe reader tasks and stdin.
+//!
+//! The engine only opens, reopens and clears files here; bytes flow from the
+//! pipes to the files in reader tasks, never through the engine.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use super::api::{Channel, LogName};
+use crate::config::{Config, LogFile, ProcessConfig};
+use crate::logs::capture::{read_pipe, ReaderConfig};
+use crate::logs::file::{lock, RotatingFile, SharedFile};
+
+/// One channel's log: where it goes and the open file, once opened.
+#[derive(Debug, Default)]
+struct Sink {
+    path: Option<PathBuf>,
+    auto: bool,
+    maxbytes: u64,
+    backups: u32,
+    file: Option<SharedFile>,
+}
+
+impl Sink {
+    fn new(cfg: &Config, p: &ProcessConfig, channel: Channel, logfile: &LogFile, maxbytes: u64, backups: u32) -> Sink {
+        let sd = &cfg.supervisord;
+        let (path, auto) = match logfile {
+            LogFile::None => (None, false),
+            LogFile::Path(p) => (Some(p.clone()), false),
+            // AUTO logs exist (empty) from group creation, as supervisord's.
+            LogFile::Auto => match crate::logs::auto::auto_log_path(&sd.childlogdir, &p.name, channel, &sd.identifier) {
+                Ok(path) => (Some(path), true),
+                Err(e) => {
+                    tracing::error!("cannot create AUTO {} log for {}: {e}", channel.as_str(), p.name);
+                    (None, true)
+                }
+            },
+        };
+        let mut sink = Sink { path, auto, maxbytes, backups, file: None };
+        if sink.auto {
+            sink.open();
+        }
+        sink
+    }
+
+    /// Open the file if it is not open yet; errors are logged, not fatal.
+    fn open(&mut self) -> Option<SharedFile> {
+        if self.file.is_none() {
+            if let Some(path) = &self.path {
+                match RotatingFile::open(path, self.maxbytes, self.backups) {
+                    Ok(f) => self.file = Some(f.shared()),
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+        }
+        self.file.clone()
+    }
+}
+
+/// Output plumbing of one process.
+#[derive(Debug)]
+pub(crate) struct Output {
+    stdout: Sink,
+    stderr: Sink,
+    stdin: Option<OwnedFd>,
+    strip_ansi: bool,
+}
+
+impl Output {
+    /// Prepare the sinks of a process (AUTO files are created now).
+    pub fn new(cfg: &Config, p: &ProcessConfig) -> Output {
+        let stdout = Sink::new(cfg, p, Channel::Stdout, &p.stdout.logfile, p.stdout.maxbytes, p.stdout.backups);
+        // With redirect_stderr the stderr log is never created.
+        let stderr = if p.redirect_stderr {
+            Sink::default()
+        } else {
+            Sink::new(cfg, p, Channel::Stderr, &p.stderr.logfile, p.stderr.maxbytes, p.stderr.backups)
+        };
+        Output { stdout, stderr, stdin: None, strip_ansi: cfg.supervisord.strip_ansi }
+    }
+
+    fn sink(&self, channel: Channel) -> &Sink {
+        match channel {
+            Channel::Stdout => &self.stdout,
+            Channel::Stderr => &self.stderr,
+        }
+    }
+
+    /// Start reader tasks for a freshly spawned child.
+    pub fn attach(&mut self, p: &ProcessConfig, _pid: u32, stdout: OwnedFd, stderr: Option<OwnedFd>, stdin: OwnedFd) {
+        let mut readers = vec![(Channel::Stdout, stdout, self.stdout.open(), &p.stdout)];
+        if let Some(fd) = stderr {
+            readers.push((Channel::Stderr, fd, self.stderr.open(), &p.stderr));
+        }
+        for (channel, fd, file, ch) in readers {
+            let mut rc: ReaderConfig<()> = ReaderConfig::new(channel, file);
+            rc.strip_ansi = self.strip_ansi;
+            rc.capture_maxbytes = ch.capture_maxbytes as usize;
+            let name = p.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = read_pipe(fd, rc).await {
+                    tracing::warn!("{name}: {e}");
+                }
+            });
+        }
+        self.stdin = Some(stdin);
+    }
+
+    /// The child is gone: its stdin can no longer be written.
+    pub fn child_exited(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Append bytes the daemon itself reports for the child (exec failures)
+    /// where supervisord's child would have written them: its stderr.
+    pub fn write_stderr(&mut self, p: &ProcessConfig, data: &[u8]) {
+        let sink = if p.redirect_stderr { &mut self.stdout } else { &mut self.stderr };
+        if let Some(f) = sink.open() {
+            if let Err(e) = lock(&f).write(data) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// Path of a channel's log, if it has one.
+    pub fn path(&self, channel: Channel) -> Option<PathBuf> {
+        self.sink(channel).path.clone()
+    }
+
+    /// The log name as `getAllConfigInfo` reports it for an active process.
+    pub fn log_name(&self, channel: Channel) -> LogName {
+        match &self.sink(channel).path {
+            Some(p) => LogName::Path(p.clone()),
+            None if self.sink(channel).auto => LogName::Auto,
+            None => LogName::None,
+        }
+    }
+
+    /// Delete and reopen both logs (clearProcessLogs).
+    pub fn clear(&mut self) -> Result<(), crate::logs::file::SinkError> {
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Some(f) = &sink.file {
+                lock(f).clear()?;
+            } else if let Some(path) = &sink.path {
+                // Never opened yet: deleting is all clearing means.
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(crate::logs::file::SinkError::Remove { path: path.clone(), source: e })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reopen both logs (SIGUSR2, after an external logrotate).
+    pub fn reopen(&mut self) {
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Some(f) = &sink.file {
+                if let Err(e) = lock(f).reopen() {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Write to the child's stdin without blocking the engine.
+    pub fn send_stdin(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let fd = self.stdin.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EPIPE))?;
+        let mut off = 0;
+        while off < data.len() {
+            // SAFETY: the slice is valid; the fd is open and non-blocking.
+            let n = unsafe { libc::write(fd.as_raw_fd(), data[off..].as_ptr().cast(), data.len() - off) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => {
+                        // The pipe is full: finish the write in the background.
+                        let rest = data[off..].to_vec();
+                        let dup = fd.try_clone()?;
+                        tokio::spawn(async move {
+                            if let Err(e) = write_all_async(dup, rest).await {
+                                tracing::debug!("stdin write ended: {e}");
+                            }
+                        });
+                        return Ok(());
+                    }
+                    _ => return Err(e),
+                }
+            }
+            off += n as usize;
+        }
+        Ok(())
+    }
+
+    /// The group is going away: close stdin; readers end at EOF on their own.
+    pub fn close(&mut self) {
+        self.stdin = None;
+    }
+}
+
+async fn write_all_async(fd: OwnedFd, data: Vec<u8>) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(fd)?;
+    tx.write_all(&data).await
+}
