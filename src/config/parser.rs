@@ -183,6 +183,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Converts a value read without `%` expansion (corral's own options).
+    pub fn convert_raw_opt<T>(
+        &self,
+        section: &str,
+        key: &str,
+        parse: impl Fn(&str) -> ValueResult<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get_raw(section, key) {
+            Some(v) => parse(&v.text)
+                .map(Some)
+                .map_err(|b| self.bad_value(section, key, &v.text, b)),
+            None => Ok(None),
+        }
+    }
+
     /// Warns once per option of `section` that is not in `known`, with a
     /// suggestion when a known name is close. Inherited `[DEFAULT]` keys are
     /// not checked: they legitimately reach sections that do not use them.

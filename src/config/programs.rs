@@ -45,6 +45,9 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
             .unwrap_or_default();
         let priority = p.convert(&section, "priority", &exp, true, "999", values::int32)?;
         let mut processes = Vec::new();
+        // supervisord reuses its `section` variable for each listed program,
+        // so later messages name the previous program's section; kept as is.
+        let mut named_section = section.clone();
         for program in programs {
             let prog = format!("program:{program}");
             let fcgi = format!("fcgi-program:{program}");
@@ -53,7 +56,9 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
                     return Err(p.error_at(
                         &section,
                         "programs",
-                        format!("[{section}] names unknown program or fcgi-program {program}"),
+                        format!(
+                            "[{named_section}] names unknown program or fcgi-program {program}"
+                        ),
                     ))
                 }
                 (true, true) => {
@@ -61,7 +66,7 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
                         &section,
                         "programs",
                         format!(
-                            "[{section}] name {program} is ambiguous (exists as program and \
+                            "[{named_section}] name {program} is ambiguous (exists as program and \
                              fcgi-program)"
                         ),
                     ))
@@ -70,10 +75,11 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
                 (false, true) => fcgi,
             };
             grouped.push(target.clone());
+            named_section = target.clone();
             // Like supervisord, a grouped fcgi-program runs as a plain program.
             processes.extend(processes_from_section(p, &target, &name)?);
         }
-        let limits = parse_limits(p, &section, &exp)?;
+        let limits = parse_limits(p, &section)?;
         sort_processes(&mut processes);
         groups.push(GroupConfig {
             name,
@@ -373,10 +379,14 @@ fn named<T>(
 }
 
 /// corral's cgroup limit options of a program-type or `[group:x]` section.
-fn parse_limits(p: &Parser, section: &str, exp: &Expansions) -> Result<Limits, ConfigError> {
+///
+/// These options are new, so no existing file depends on their `%`
+/// handling; they are read without expansion so that `cpu_quota=150%`
+/// works as written (`150%%` is accepted too).
+fn parse_limits(p: &Parser, section: &str) -> Result<Limits, ConfigError> {
     let size = |opt: &'static str| -> Result<Option<u64>, ConfigError> {
         Ok(
-            p.convert_opt(section, opt, exp, true, named(opt, values::memory_size))?
+            p.convert_raw_opt(section, opt, named(opt, values::memory_size))?
                 .flatten(),
         )
     };
@@ -384,36 +394,20 @@ fn parse_limits(p: &Parser, section: &str, exp: &Expansions) -> Result<Limits, C
         memory_max: size("memory_max")?,
         memory_high: size("memory_high")?,
         memory_swap_max: size("memory_swap_max")?,
-        cpu_quota: p.convert_opt(
+        cpu_quota: p.convert_raw_opt(
             section,
             "cpu_quota",
-            exp,
-            true,
             named("cpu_quota", values::cpu_quota),
         )?,
-        cpu_weight: p.convert_opt(
+        cpu_weight: p.convert_raw_opt(
             section,
             "cpu_weight",
-            exp,
-            true,
             named("cpu_weight", values::weight),
         )?,
         tasks_max: p
-            .convert_opt(
-                section,
-                "tasks_max",
-                exp,
-                true,
-                named("tasks_max", values::tasks_max),
-            )?
+            .convert_raw_opt(section, "tasks_max", named("tasks_max", values::tasks_max))?
             .flatten(),
-        io_weight: p.convert_opt(
-            section,
-            "io_weight",
-            exp,
-            true,
-            named("io_weight", values::weight),
-        )?,
+        io_weight: p.convert_raw_opt(section, "io_weight", named("io_weight", values::weight))?,
     })
 }
 
@@ -542,7 +536,7 @@ fn process_section(
         true,
         named("oom_score_adj", values::oom_score_adj),
     )?;
-    let limits = parse_limits(p, s, exp)?;
+    let limits = parse_limits(p, s)?;
 
     let section_file = p.ini.section(s).map(|x| x.file).unwrap_or(0);
     let source_file = p.path_of(section_file);

@@ -425,7 +425,11 @@ pub fn cpu_quota(s: &str) -> ValueResult<u32> {
     const EXPECTED: &str = "a percentage of one CPU ending in %, e.g. 50% or 150%";
     let t = s.trim();
     let bad = || BadValue::new(format!("invalid CPU quota {}", py_repr(s)), EXPECTED);
-    let digits = t.strip_suffix('%').ok_or_else(bad)?.trim_end();
+    let digits = t
+        .strip_suffix("%%")
+        .or_else(|| t.strip_suffix('%'))
+        .ok_or_else(bad)?
+        .trim_end();
     match digits.parse::<u32>() {
         Ok(n) if n >= 1 && digits.chars().all(|c| c.is_ascii_digit()) => Ok(n),
         _ => Err(bad()),
@@ -651,6 +655,7 @@ mod tests {
     fn corral_cpu_and_weights() {
         assert_eq!(cpu_quota("150%"), Ok(150));
         assert_eq!(cpu_quota("50 %"), Ok(50));
+        assert_eq!(cpu_quota("150%%"), Ok(150));
         assert_eq!(msg(cpu_quota("150")), "invalid CPU quota '150'");
         assert_eq!(msg(cpu_quota("0%")), "invalid CPU quota '0%'");
         assert_eq!(weight("100"), Ok(100));
