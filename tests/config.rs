@@ -514,16 +514,8 @@ fn servers_and_serverurl_auto() {
 fn supervisorctl_section() {
     let c = load_text("[supervisord]\n[supervisorctl]\nserverurl=unix://%(here)s/../x.sock\nusername=u\nhistory_file=~/.h\n");
     let ctl = c.supervisorctl.expect("ctl");
-    assert_eq!(
-        ctl.serverurl.as_deref(),
-        Some("unix:///x.sock")
-            .filter(|_| false)
-            .or(ctl.serverurl.as_deref())
-    );
-    assert!(ctl
-        .serverurl
-        .as_deref()
-        .is_some_and(|u| u.starts_with("unix:///") && u.ends_with("/x.sock") && !u.contains("..")));
+    // The temp file lives in /tmp/<random>/, so `%(here)s/..` is /tmp.
+    assert_eq!(ctl.serverurl.as_deref(), Some("unix:///tmp/x.sock"));
     assert_eq!(ctl.prompt, "supervisor");
     assert_eq!(ctl.username.as_deref(), Some("u"));
     assert_eq!(ctl.history_file, Some(PathBuf::from("/root/.h")));
@@ -630,10 +622,9 @@ fn display_names_file_line_section_option_and_expectation() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{f}:4: [program:x] startsecs: invalid value 'abc': expected a non-negative integer \
+            "{f}:4: [program:x] startsecs: invalid value 'abc': expected an integer \
              (invalid literal for int() with base 10: 'abc')"
         )
-        .replace("a non-negative integer", "an integer")
     );
     assert_eq!(err.value(), Some("abc"));
 }
