@@ -136,13 +136,13 @@ fn apply_overrides(cfg: &mut Config, a: &Args) -> Result<(), String> {
         sd.logfile = if v.as_os_str() == "syslog" { MainLog::Syslog } else { MainLog::File(absolute(v)) };
     }
     if let Some(v) = &a.logfile_maxbytes {
-        sd.logfile_maxbytes = config::values::byte_size(v).map_err(|e| e.to_string())?;
+        sd.logfile_maxbytes = config::values::byte_size(v).map_err(|e| e.message)?;
     }
     if let Some(v) = a.logfile_backups {
         sd.logfile_backups = v;
     }
     if let Some(v) = &a.loglevel {
-        sd.loglevel = config::values::log_level(v).map_err(|e| e.to_string())?;
+        sd.loglevel = config::values::logging_level(v).map_err(|e| e.message)?;
     }
     if let Some(v) = &a.pidfile {
         sd.pidfile = absolute(v);
@@ -160,7 +160,7 @@ fn apply_overrides(cfg: &mut Config, a: &Args) -> Result<(), String> {
         sd.minprocs = v;
     }
     if let Some(v) = &a.user {
-        sd.user = Some(config::values::user(v).map_err(|e| e.to_string())?);
+        sd.user = Some(config::users::resolve_user(v).map_err(|e| e.message)?);
     }
     Ok(())
 }

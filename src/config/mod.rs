@@ -15,9 +15,9 @@ pub mod model;
 mod parser;
 mod paths;
 mod programs;
-mod pyfmt;
-mod users;
-mod values;
+pub mod pyfmt;
+pub mod users;
+pub mod values;
 
 pub use describe::{describe, describe_limits};
 pub use environment::Environment;

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::*;
 use super::info;
 use super::output::Output;
-use super::signal::parse_signal;
 use super::state::{Action, Clock, Event, Level, Machine, ProcessState, Transition};
 use crate::config::{Config, GroupConfig, ProcessConfig};
 use crate::spawn::{self, command};
@@ -675,7 +674,7 @@ impl Engine {
         self.check_mood()?;
         let single = matches!(target, Target::Process { .. });
         let ids = self.targets(&target)?;
-        let signum = parse_signal(sig);
+        let signum = crate::config::values::signal_number(sig).ok();
         let mut results = Vec::new();
         for id in ids {
             let p = &self.procs[&id];

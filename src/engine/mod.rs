@@ -4,7 +4,6 @@ pub mod api;
 mod core;
 pub mod info;
 mod output;
-pub mod signal;
 pub mod state;
 
 pub use self::core::{Engine, Exit, Loader, ProcId};

@@ -1,0 +1,215 @@
+//! Test harness: a real `corrald` on a temporary configuration, driven over XML-RPC.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corral::ctl::client::{Client, ServerUrl};
+use dxr::Value;
+
+/// Generous deadline for conditions on a shared, noisy machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes; panics with `what` on timeout.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Skip a test that cannot run here, or fail it in CI (which forbids skips).
+pub fn skip(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("test cannot run in CI: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// The Python with Supervisor installed (from `scripts/test`), if any.
+pub fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("CORRAL_TEST_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.exists())
+}
+
+/// The stock supervisorctl from PyPI, if installed.
+pub fn supervisorctl() -> Option<PathBuf> {
+    python().map(|p| p.with_file_name("supervisorctl")).filter(|p| p.exists())
+}
+
+/// A running corrald with its own directory, socket and config.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub sock: PathBuf,
+}
+
+/// The `[supervisord]` and server sections every test config gets.
+pub fn preamble(dir: &Path) -> String {
+    format!(
+        "[supervisord]\nlogfile={d}/corrald.log\npidfile={d}/corrald.pid\nchildlogdir={d}\nloglevel=debug\nnodaemon=true\nidentifier=test\n\n\
+         [unix_http_server]\nfile={d}/corral.sock\n\n\
+         [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+         [supervisorctl]\nserverurl=unix://{d}/corral.sock\n\n",
+        d = dir.display()
+    )
+}
+
+impl Daemon {
+    /// Start corrald with `programs` (INI text) after the standard preamble; waits until it answers.
+    pub fn start(programs: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!("{}{}", preamble(dir.path()), programs.replace("{dir}", &dir.path().display().to_string()));
+        Daemon::start_with(dir, &text)
+    }
+
+    /// Start corrald on exactly `text` written to `<dir>/corral.conf`.
+    pub fn start_with(dir: tempfile::TempDir, text: &str) -> Daemon {
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file")))
+            .spawn()
+            .expect("spawn corrald");
+        let d = Daemon { child: Some(child), dir, conf, sock };
+        wait_for("corrald to answer on its socket", DEADLINE, || d.try_call("supervisor.getPID", vec![]).is_ok());
+        d
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(ServerUrl::Unix(self.sock.clone())).with_timeout(Some(Duration::from_secs(60)))
+    }
+
+    pub fn try_call(&self, method: &str, params: Vec<Value>) -> Result<Value, corral::ctl::client::ClientError> {
+        self.client().call(method, params)
+    }
+
+    pub fn call(&self, method: &str, params: Vec<Value>) -> Value {
+        self.try_call(method, params).unwrap_or_else(|e| panic!("{method} failed: {e}"))
+    }
+
+    /// getProcessInfo as a map of strings/ints.
+    pub fn info(&self, name: &str) -> BTreeMap<String, Value> {
+        struct_of(self.call("supervisor.getProcessInfo", vec![s(name)]))
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        str_of(&self.info(name)["statename"])
+    }
+
+    pub fn pid(&self, name: &str) -> i64 {
+        int_of(&self.info(name)["pid"])
+    }
+
+    /// Wait until `name` is in `state`.
+    pub fn wait_state(&self, name: &str, state: &str) {
+        wait_for(&format!("{name} to be {state}"), DEADLINE, || self.state(name) == state);
+    }
+
+    /// The daemon's pid.
+    pub fn daemon_pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.daemon_pid()), sig).expect("signal corrald");
+    }
+
+    /// Wait for the daemon to exit; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("corrald did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn main_log(&self) -> String {
+        std::fs::read_to_string(self.path("corrald.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < DEADLINE {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn struct_of(v: Value) -> BTreeMap<String, Value> {
+    match v {
+        Value::Struct(m) => m,
+        other => panic!("expected a struct, got {other:?}"),
+    }
+}
+
+pub fn array_of(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+pub fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+pub fn int_of(v: &Value) -> i64 {
+    match v {
+        Value::Integer(i) => i64::from(*i),
+        Value::Long(i) => *i,
+        other => panic!("expected an int, got {other:?}"),
+    }
+}
+
+pub fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+/// Whether a pid is alive (and not a zombie).
+pub fn alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
