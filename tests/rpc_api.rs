@@ -956,5 +956,44 @@ async fn real_supervisorctl_status_and_version() {
     let out = run(vec!["-s".into(), url.clone(), "tail".into(), "web".into()]).await;
     // supervisorctl prints the log bytes followed by its own newline.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n\n");
+    // `tail -f` streams /logtail/web: the banner, the existing bytes, then appended ones.
+    let log = h.dir.path().join("web-stdout.log");
+    let (ctl2, url2) = (ctl.clone(), url.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut child = Proc::new(ctl2)
+            .args(["-s", &url2, "tail", "-f", "web"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut acc = String::new();
+        let wait_for = |want: &str, acc: &mut String| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !acc.contains(want) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "timed out waiting for {want:?}; got {acc:?}");
+                if let Ok(chunk) = rx.recv_timeout(left) {
+                    acc.push_str(&String::from_utf8_lossy(&chunk));
+                }
+            }
+        };
+        wait_for("hello world\n", &mut acc);
+        assert!(acc.contains("==> Press Ctrl-C to exit <=="), "{acc}");
+        std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"more\n").unwrap();
+        wait_for("more\n", &mut acc);
+        let _ = child.kill();
+        let _ = child.wait();
+    })
+    .await
+    .unwrap();
     h.shutdown().await;
 }

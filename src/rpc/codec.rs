@@ -59,7 +59,7 @@ const XML_DECL: &str = "<?xml version='1.0'?>\n";
 pub fn encode_response(value: Value) -> String {
     let response = MethodResponse { value: make_safe(value) };
     match response.to_xml() {
-        Ok(xml) => format!("{XML_DECL}{xml}"),
+        Ok(xml) => format!("{XML_DECL}{}", python_int_tags(&xml)),
         // Serialising a tree of safe values cannot fail; answer a fault rather than panic.
         Err(e) => encode_fault(&Fault::new(crate::engine::FaultCode::Failed, e.to_string())),
     }
@@ -74,12 +74,18 @@ pub fn encode_fault(fault: &Fault) -> String {
 pub fn encode_raw_fault(code: i32, text: &str) -> String {
     let response = FaultResponse { fault: dxr::Fault::new(code, safe_text(text)) };
     match response.to_xml() {
-        Ok(xml) => format!("{XML_DECL}{xml}"),
+        Ok(xml) => format!("{XML_DECL}{}", python_int_tags(&xml)),
         // Only reachable if the serializer itself breaks; a minimal hand-written fault keeps clients informed.
         Err(_) => format!(
             "{XML_DECL}<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>{code}</int></value></member><member><name>faultString</name><value><string>FAILED</string></value></member></struct></value></fault></methodResponse>"
         ),
     }
+}
+
+/// Write integers as `<int>` like Python's marshaller (dxr writes the equivalent `<i4>`).
+/// A plain replace is safe: `<` inside text is always escaped, so only tags match.
+fn python_int_tags(xml: &str) -> String {
+    xml.replace("<i4>", "<int>").replace("</i4>", "</int>")
 }
 
 /// Whether XML 1.0 allows this character in a document.
@@ -197,7 +203,7 @@ mod tests {
     #[test]
     fn fault_encodes_code_and_string() {
         let xml = encode_fault(&Fault::new(crate::engine::FaultCode::BadName, "x<y"));
-        assert!(xml.contains("<int>10</int>") || xml.contains("<i4>10</i4>"), "{xml}");
+        assert!(xml.contains("<int>10</int>"), "{xml}");
         assert!(xml.contains("BAD_NAME: x&lt;y"), "{xml}");
     }
 }
