@@ -148,11 +148,18 @@ impl Client {
         }
         head.push_str("\r\n");
         let mut stream = self.connect()?;
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body.as_bytes())?;
-        stream.flush()?;
+        let sent = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body.as_bytes()))
+            .and_then(|()| stream.flush());
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
+        let read = stream.read_to_end(&mut raw);
+        // A server may answer (401, 413) and close before reading everything we
+        // send; its answer is more useful than the broken pipe.
+        if raw.is_empty() {
+            sent?;
+            read?;
+        }
         let (status, payload) = parse_http(&raw)?;
         if status != 200 {
             return Err(ClientError::Http(status));

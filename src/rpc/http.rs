@@ -53,10 +53,15 @@ fn unauthorized() -> Response {
 /// The single entry point for every request of a listener.
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let authz = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    match auth::check(state.auth.as_deref(), authz) {
-        AuthOutcome::Allowed => {}
-        AuthOutcome::Denied => return unauthorized(),
-        AuthOutcome::Malformed => return error_response(StatusCode::BAD_REQUEST),
+    let outcome = auth::check(state.auth.as_deref(), authz);
+    if outcome != AuthOutcome::Allowed {
+        // Read the request first, as medusa does: answering while the client is
+        // still sending would reset the connection before it sees the 401.
+        let _ = to_bytes(req.into_body(), state.ctx.body_limit).await;
+        return match outcome {
+            AuthOutcome::Malformed => error_response(StatusCode::BAD_REQUEST),
+            _ => unauthorized(),
+        };
     }
     let path = req.uri().path().to_string();
     if path.starts_with("/RPC2") {
