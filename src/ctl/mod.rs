@@ -1,1 +1,3 @@
 //! corralctl: commands and output formatting.
+
+pub mod client;
