@@ -225,13 +225,23 @@ async fn serve(cfg: Config, path: PathBuf, _nodaemon: bool) -> anyhow::Result<Ex
     let loader_path = path.clone();
     let loader: corral::engine::Loader =
         Box::new(move || config::load(&loader_path).map_err(|e| e.supervisord_message()));
-    let servers = (cfg.unix_http_server.clone(), cfg.inet_http_servers.clone());
+    let server = corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers)
+        .await
+        .context("starting the HTTP servers")?;
     let (engine, handle) = Engine::new(cfg, loader);
-    let rpc = corral::rpc::start(handle.clone(), servers.0, servers.1).await.context("starting the HTTP servers")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async {
+        let _ = stop_rx.await;
+    }));
     forward_signals(handle.clone())?;
     tracing::info!("corrald started with pid {}", std::process::id());
     let exit = engine.run().await.context("running the engine")?;
-    rpc.stop().await;
+    let _ = stop_tx.send(());
+    match rpc.await {
+        Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
+        Err(e) => tracing::warn!("HTTP server task: {e}"),
+        Ok(Ok(())) => {}
+    }
     tracing::info!("exiting ({exit:?})");
     Ok(ExitCode::SUCCESS)
 }
