@@ -15,31 +15,14 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
+use super::Channel;
+
 /// Python `tempfile`'s alphabet for random names.
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789_";
 /// Length of the random part, as in `tempfile`.
 const RANDOM_LEN: usize = 8;
 /// `tempfile.TMP_MAX`: attempts before giving up on name collisions.
 const ATTEMPTS: usize = 10_000;
-
-/// Which output of a process a log belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// The child's stdout.
-    Stdout,
-    /// The child's stderr.
-    Stderr,
-}
-
-impl Channel {
-    /// `"stdout"` or `"stderr"`, as used in names, events and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Stdout => "stdout",
-            Channel::Stderr => "stderr",
-        }
-    }
-}
 
 /// Errors creating or cleaning AUTO log files.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,28 @@
 //! - [`auto`]: AUTO child log names and their cleanup.
 //! - [`main_log`]: the activity log as a `tracing` layer in supervisord's format.
 
+pub mod ansi;
 pub mod auto;
+pub mod capture;
+pub mod capture_mode;
 pub mod file;
 pub mod read;
+
+/// Which output of a process a log belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The child's stdout.
+    Stdout,
+    /// The child's stderr.
+    Stderr,
+}
+
+impl Channel {
+    /// `"stdout"` or `"stderr"`, as used in names, events and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Stdout => "stdout",
+            Channel::Stderr => "stderr",
+        }
+    }
+}
