@@ -13,6 +13,7 @@ pub mod auto;
 pub mod capture;
 pub mod capture_mode;
 pub mod file;
+pub mod main_log;
 pub mod read;
 
 /// Which output of a process a log belongs to.
