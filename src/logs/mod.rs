@@ -3,10 +3,12 @@
 //! - [`file`]: [`RotatingFile`](file::RotatingFile), supervisord's size-based
 //!   rotation without its non-seekable-file failure.
 //! - [`capture`]: the per-pipe reader task that moves a child's output to its
-//!   log file, plus ANSI stripping and the capture-mode parser.
+//!   log file and reports output events; [`ansi`] (`strip_ansi`) and
+//!   [`capture_mode`] (the `XSUPERVISOR:BEGIN/END` parser) are its stages.
 //! - [`read`]: `readLog`/`tailProcessLog` semantics over positioned reads.
 //! - [`auto`]: AUTO child log names and their cleanup.
 //! - [`main_log`]: the activity log as a `tracing` layer in supervisord's format.
+//! - [`tail`]: following a log file for the `/logtail` endpoints.
 
 pub mod ansi;
 pub mod auto;
@@ -15,6 +17,7 @@ pub mod capture_mode;
 pub mod file;
 pub mod main_log;
 pub mod read;
+pub mod tail;
 
 /// Which output of a process a log belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
