@@ -9,11 +9,7 @@ fn env() -> Environment {
     let mut vars = BTreeMap::new();
     vars.insert("HOME".to_string(), "/root".to_string());
     vars.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
-    Environment {
-        vars,
-        host_node_name: "testhost".to_string(),
-        cwd: PathBuf::from("/tmp"),
-    }
+    Environment { vars, host_node_name: "testhost".to_string(), cwd: PathBuf::from("/tmp") }
 }
 
 struct Case {
@@ -44,10 +40,7 @@ fn error_of(text: &str) -> (ConfigError, String) {
 }
 
 fn group<'a>(c: &'a Config, name: &str) -> &'a GroupConfig {
-    c.groups
-        .iter()
-        .find(|g| g.name == name)
-        .unwrap_or_else(|| panic!("no group {name}"))
+    c.groups.iter().find(|g| g.name == name).unwrap_or_else(|| panic!("no group {name}"))
 }
 
 fn program<'a>(c: &'a Config, name: &str) -> &'a ProcessConfig {
@@ -55,18 +48,11 @@ fn program<'a>(c: &'a Config, name: &str) -> &'a ProcessConfig {
 }
 
 fn env_map(p: &ProcessConfig) -> BTreeMap<&str, &str> {
-    p.environment
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    p.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn warnings(c: &Config) -> Vec<&str> {
-    c.messages
-        .iter()
-        .filter(|m| m.level == MessageLevel::Warn)
-        .map(|m| m.text.as_str())
-        .collect()
+    c.messages.iter().filter(|m| m.level == MessageLevel::Warn).map(|m| m.text.as_str()).collect()
 }
 
 const SUP: &str = "[supervisord]\n";
@@ -127,10 +113,7 @@ fn minimal_program_has_supervisord_defaults() {
 fn supervisord_section_defaults() {
     let c = load_text(SUP);
     let s = &c.supervisord;
-    assert_eq!(
-        s.logfile,
-        MainLog::File(PathBuf::from("/tmp/supervisord.log"))
-    );
+    assert_eq!(s.logfile, MainLog::File(PathBuf::from("/tmp/supervisord.log")));
     assert_eq!(s.logfile_maxbytes, 50 * 1024 * 1024);
     assert_eq!(s.logfile_backups, 10);
     assert_eq!(s.loglevel, LogLevel::Info);
@@ -187,14 +170,8 @@ fn every_program_option_parses() {
     assert_eq!(p.exitcodes, vec![0, 2, 255]);
     assert_eq!(p.stopsignal, 2);
     assert_eq!(p.stopwaitsecs, 30);
-    assert!(
-        p.stopasgroup && p.killasgroup,
-        "killasgroup defaults to stopasgroup"
-    );
-    assert_eq!(
-        p.user.as_ref().and_then(|u| u.name.as_deref()),
-        Some("nobody")
-    );
+    assert!(p.stopasgroup && p.killasgroup, "killasgroup defaults to stopasgroup");
+    assert_eq!(p.user.as_ref().and_then(|u| u.name.as_deref()), Some("nobody"));
     assert_eq!(p.stdout.logfile, LogFile::Path(PathBuf::from("/tmp/x.out")));
     assert_eq!(p.stdout.maxbytes, 1 << 30);
     assert_eq!(p.stdout.backups, 0);
@@ -215,11 +192,7 @@ fn default_section_is_inherited() {
     let c = load_text("[DEFAULT]\nstartsecs=7\n[supervisord]\n[program:a]\ncommand=a\n[program:b]\ncommand=b\nstartsecs=2\n");
     assert_eq!(program(&c, "a").startsecs, 7);
     assert_eq!(program(&c, "b").startsecs, 2);
-    assert!(
-        warnings(&c).is_empty(),
-        "DEFAULT keys are not unknown options: {:?}",
-        warnings(&c)
-    );
+    assert!(warnings(&c).is_empty(), "DEFAULT keys are not unknown options: {:?}", warnings(&c));
 }
 
 #[test]
@@ -238,8 +211,7 @@ fn inline_comments_continuations_duplicates_and_percent() {
 
 #[test]
 fn duplicate_sections_merge_last_wins() {
-    let c =
-        load_text("[supervisord]\n[program:x]\ncommand=a\npriority=1\n[program:x]\ncommand=b\n");
+    let c = load_text("[supervisord]\n[program:x]\ncommand=a\npriority=1\n[program:x]\ncommand=b\n");
     let p = program(&c, "x");
     assert_eq!((p.command.as_str(), p.priority), ("b", 1));
 }
@@ -259,11 +231,7 @@ fn numprocs_names_processes() {
         "[supervisord]\n[program:w]\ncommand=w %(numprocs)d\nprocess_name=w%(process_num)s\n\
          numprocs=3\nnumprocs_start=5\n",
     );
-    let names: Vec<&str> = group(&c, "w")
-        .processes
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
+    let names: Vec<&str> = group(&c, "w").processes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["w5", "w6", "w7"]);
     assert_eq!(group(&c, "w").processes[0].command, "w 3");
 }
@@ -290,8 +258,7 @@ fn env_expansions_and_program_environment() {
 
 #[test]
 fn environment_quoting_quirks() {
-    let c =
-        load_text("[supervisord]\n[program:x]\ncommand=c\nenvironment=A=\"1,2\",B='x y',C=plain\n");
+    let c = load_text("[supervisord]\n[program:x]\ncommand=c\nenvironment=A=\"1,2\",B='x y',C=plain\n");
     let e = env_map(program(&c, "x"));
     assert_eq!((e["A"], e["B"], e["C"]), ("1,2", "x y", "plain"));
     let c = load_text("[supervisord]\n[program:x]\ncommand=c\nenvironment=K=a b\n");
@@ -333,16 +300,8 @@ fn includes_are_relative_sorted_and_know_their_here() {
         "[supervisord]\n[include]\nfiles = conf.d/*.conf\n  nothing/*.conf\n[program:main]\ncommand=%(here)s/m\n",
     )
     .expect("write");
-    std::fs::write(
-        conf_d.join("b.conf"),
-        "[program:b]\ncommand=%(here)s/b\npriority=1\n",
-    )
-    .expect("write");
-    std::fs::write(
-        conf_d.join("a.conf"),
-        "[program:a]\ncommand=%(here)s/a\npriority=1\n",
-    )
-    .expect("write");
+    std::fs::write(conf_d.join("b.conf"), "[program:b]\ncommand=%(here)s/b\npriority=1\n").expect("write");
+    std::fs::write(conf_d.join("a.conf"), "[program:a]\ncommand=%(here)s/a\npriority=1\n").expect("write");
     std::fs::write(conf_d.join("a.conf.disabled"), "[program:z]\ncommand=z\n").expect("write");
     let c = load_with(&dir.path().join("main.conf"), &env()).expect("loads");
     let d = dir.path().display().to_string();
@@ -351,12 +310,8 @@ fn includes_are_relative_sorted_and_know_their_here() {
     assert_eq!(program(&c, "b").command, format!("{d}/conf.d/b"));
     assert!(program(&c, "a").file.ends_with("conf.d/a.conf"));
     assert!(c.groups.iter().all(|g| g.name != "z"));
-    let infos: Vec<&str> = c
-        .messages
-        .iter()
-        .filter(|m| m.level == MessageLevel::Info)
-        .map(|m| m.text.as_str())
-        .collect();
+    let infos: Vec<&str> =
+        c.messages.iter().filter(|m| m.level == MessageLevel::Info).map(|m| m.text.as_str()).collect();
     assert_eq!(
         infos,
         [
@@ -364,18 +319,13 @@ fn includes_are_relative_sorted_and_know_their_here() {
             format!("Included extra file \"{d}/conf.d/b.conf\" during parsing"),
         ]
     );
-    assert!(warnings(&c)
-        .contains(&format!("No file matches via include \"{d}/nothing/*.conf\"").as_str()));
+    assert!(warnings(&c).contains(&format!("No file matches via include \"{d}/nothing/*.conf\"").as_str()));
 }
 
 #[test]
 fn include_parse_error_names_the_included_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("main.conf"),
-        "[supervisord]\n[include]\nfiles=bad.ini\n",
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("main.conf"), "[supervisord]\n[include]\nfiles=bad.ini\n").expect("write");
     std::fs::write(dir.path().join("bad.ini"), "[program:x]\nnonsense\n").expect("write");
     let err = load_with(&dir.path().join("main.conf"), &env()).expect_err("rejected");
     let f = dir.path().join("bad.ini").display().to_string();
@@ -396,11 +346,8 @@ fn heterogeneous_group_gathers_programs() {
     assert_eq!(names, ["g", "c"]);
     let g = group(&c, "g");
     assert_eq!(g.priority, 5);
-    let procs: Vec<(&str, &str)> = g
-        .processes
-        .iter()
-        .map(|p| (p.name.as_str(), p.program.as_str()))
-        .collect();
+    let procs: Vec<(&str, &str)> =
+        g.processes.iter().map(|p| (p.name.as_str(), p.program.as_str())).collect();
     assert_eq!(procs, [("b", "b"), ("a", "a")]);
     assert_eq!(g.processes[0].command, "b");
     assert_eq!(g.limits.memory_max, Some(1 << 30));
@@ -468,44 +415,19 @@ fn servers_and_serverurl_auto() {
     );
     let u = c.unix_http_server.as_ref().expect("unix server");
     assert_eq!(u.file, PathBuf::from("/tmp/s.sock"));
-    assert_eq!(
-        (u.chmod, u.chown, u.auth.clone()),
-        (0o770, Some((0, Some(0))), None)
-    );
+    assert_eq!((u.chmod, u.chown, u.auth.clone()), (0o770, Some((0, Some(0))), None));
     assert_eq!(c.inet_http_servers.len(), 2);
     assert_eq!(c.inet_http_servers[0].host, "127.0.0.1");
-    assert_eq!(
-        c.inet_http_servers[0]
-            .auth
-            .as_ref()
-            .map(|a| a.username.as_str()),
-        Some("u")
-    );
+    assert_eq!(c.inet_http_servers[0].auth.as_ref().map(|a| a.username.as_str()), Some("u"));
     assert_eq!(c.inet_http_servers[1].section, "inet_http_server:two");
-    assert_eq!(
-        (
-            c.inet_http_servers[1].host.as_str(),
-            c.inet_http_servers[1].port
-        ),
-        ("", 9002)
-    );
-    assert_eq!(
-        program(&c, "x").serverurl.as_deref(),
-        Some("unix:///tmp/s.sock")
-    );
-    assert_eq!(
-        program(&c, "y").serverurl.as_deref(),
-        Some("http://elsewhere:1")
-    );
+    assert_eq!((c.inet_http_servers[1].host.as_str(), c.inet_http_servers[1].port), ("", 9002));
+    assert_eq!(program(&c, "x").serverurl.as_deref(), Some("unix:///tmp/s.sock"));
+    assert_eq!(program(&c, "y").serverurl.as_deref(), Some("http://elsewhere:1"));
     assert_eq!(program(&c, "z").serverurl, None);
 
-    let c = load_text(
-        "[inet_http_server]\nport=*:9001\n[supervisord]\n[program:x]\ncommand=x\nserverurl=AUTO\n",
-    );
-    assert_eq!(
-        program(&c, "x").serverurl.as_deref(),
-        Some("http://localhost:9001")
-    );
+    let c =
+        load_text("[inet_http_server]\nport=*:9001\n[supervisord]\n[program:x]\ncommand=x\nserverurl=AUTO\n");
+    assert_eq!(program(&c, "x").serverurl.as_deref(), Some("http://localhost:9001"));
     let c = load_text("[supervisord]\n[program:x]\ncommand=x\n");
     assert_eq!(program(&c, "x").serverurl, None);
 }
@@ -521,10 +443,7 @@ fn supervisorctl_section() {
     assert_eq!(ctl.history_file, Some(PathBuf::from("/root/.h")));
     let case = write("[supervisord]\n");
     let err = load_ctl_with(&case.path, &env()).expect_err("no ctl section");
-    assert_eq!(
-        err.supervisord_message(),
-        ".ini file does not include supervisorctl section"
-    );
+    assert_eq!(err.supervisord_message(), ".ini file does not include supervisorctl section");
 }
 
 #[test]
@@ -589,18 +508,11 @@ fn corral_limit_errors() {
         assert_eq!(err.location().line, Some(4), "{line}");
         assert!(err.expected().is_some(), "{line}");
     }
-    let (err, _) = error_of(
-        "[supervisord]\n[program:x]\ncommand=x\n[group:g]\nprograms=x\nmemory_high=lots\n",
-    );
-    assert_eq!(
-        err.supervisord_message(),
-        "invalid 'memory_high' value 'lots'"
-    );
+    let (err, _) =
+        error_of("[supervisord]\n[program:x]\ncommand=x\n[group:g]\nprograms=x\nmemory_high=lots\n");
+    assert_eq!(err.supervisord_message(), "invalid 'memory_high' value 'lots'");
     let (err, _) = error_of("[supervisord]\ncgroup_root=relative/path\n");
-    assert_eq!(
-        err.supervisord_message(),
-        "cgroup_root relative/path is not an absolute path"
-    );
+    assert_eq!(err.supervisord_message(), "cgroup_root relative/path is not an absolute path");
 }
 
 #[test]
@@ -608,12 +520,14 @@ fn unknown_options_warn_with_suggestion() {
     let c = load_text("[supervisord]\n[program:x]\ncommand=x\nstartsec=5\nfrobnicate=1\n");
     let w = warnings(&c);
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w[0].ends_with(":4: unknown option 'startsec' in section [program:x] is ignored; did you mean 'startsecs'?"), "{}", w[0]);
     assert!(
-        w[1].ends_with(":5: unknown option 'frobnicate' in section [program:x] is ignored"),
+        w[0].ends_with(
+            ":4: unknown option 'startsec' in section [program:x] is ignored; did you mean 'startsecs'?"
+        ),
         "{}",
-        w[1]
+        w[0]
     );
+    assert!(w[1].ends_with(":5: unknown option 'frobnicate' in section [program:x] is ignored"), "{}", w[1]);
 }
 
 #[test]
@@ -751,26 +665,16 @@ fn bad_configs_give_supervisords_exact_messages() {
     assert!(BAD_CONFIGS.len() >= 12);
     for (text, expected) in BAD_CONFIGS {
         let (err, f) = error_of(text);
-        assert_eq!(
-            err.supervisord_message(),
-            expected.replace("{f}", &f),
-            "config:\n{text}"
-        );
+        assert_eq!(err.supervisord_message(), expected.replace("{f}", &f), "config:\n{text}");
         // The human rendering always names the file.
-        assert!(
-            err.to_string().contains(&f) || err.location().file.is_some(),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&f) || err.location().file.is_some(), "{err}");
     }
 }
 
 #[test]
 fn missing_and_unreadable_files() {
     let err = load_with(Path::new("/nonexistent-corral/x.conf"), &env()).expect_err("missing");
-    assert_eq!(
-        err.supervisord_message(),
-        "could not find config file /nonexistent-corral/x.conf"
-    );
+    assert_eq!(err.supervisord_message(), "could not find config file /nonexistent-corral/x.conf");
 }
 
 #[test]
@@ -805,9 +709,7 @@ fn search_paths_and_not_found_message() {
 }
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
 #[test]
@@ -817,21 +719,12 @@ fn supervisord_sample_config_loads_unchanged() {
         c.unix_http_server.as_ref().map(|u| u.file.clone()),
         Some(PathBuf::from("/tmp/supervisor.sock"))
     );
-    assert_eq!(
-        c.supervisord.logfile,
-        MainLog::File(PathBuf::from("/tmp/supervisord.log"))
-    );
+    assert_eq!(c.supervisord.logfile, MainLog::File(PathBuf::from("/tmp/supervisord.log")));
     assert_eq!(c.supervisord.pidfile, PathBuf::from("/tmp/supervisord.pid"));
     assert_eq!(c.rpcinterfaces.len(), 1);
+    assert_eq!(c.rpcinterfaces[0].factory, "supervisor.rpcinterface:make_main_rpcinterface");
     assert_eq!(
-        c.rpcinterfaces[0].factory,
-        "supervisor.rpcinterface:make_main_rpcinterface"
-    );
-    assert_eq!(
-        c.supervisorctl
-            .as_ref()
-            .and_then(|s| s.serverurl.clone())
-            .as_deref(),
+        c.supervisorctl.as_ref().and_then(|s| s.serverurl.clone()).as_deref(),
         Some("unix:///tmp/supervisor.sock")
     );
     assert!(c.groups.is_empty());
@@ -858,61 +751,40 @@ fn rich_fixture_loads() {
     assert_eq!(worker.stdout.logfile, LogFile::None);
     assert_eq!(worker.exitcodes, vec![0, 2]);
     let cron = &backend.processes[0];
-    assert_eq!(
-        cron.command,
-        "/bin/sh -c \"while true; do date +%s; sleep 60; done\""
-    );
+    assert_eq!(cron.command, "/bin/sh -c \"while true; do date +%s; sleep 60; done\"");
     assert_eq!(cron.user.as_ref().map(|u| u.spec.as_str()), Some("nobody"));
 
     let web = program(&c, "web");
     assert_eq!(web.command, "/usr/bin/env python3 -m http.server 8080");
     assert_eq!(web.directory, Some(PathBuf::from(format!("{here}/conf.d"))));
-    assert_eq!(
-        web.stdout.logfile,
-        LogFile::Path(PathBuf::from("/tmp/web-web.log"))
-    );
+    assert_eq!(web.stdout.logfile, LogFile::Path(PathBuf::from("/tmp/web-web.log")));
     assert_eq!(web.kill_mode, KillMode::Group);
     assert_eq!(web.oom_score_adj, Some(500));
     assert_eq!(web.limits.memory_high, Some(400 << 20));
-    assert_eq!(
-        web.serverurl.as_deref(),
-        Some("unix:///tmp/corral-rich.sock")
-    );
+    assert_eq!(web.serverurl.as_deref(), Some("unix:///tmp/corral-rich.sock"));
     let e = env_map(web);
-    assert_eq!(
-        (e["APP_ENV"], e["LANG"], e["GREETING"]),
-        ("production", "C.UTF-8", "hello world")
-    );
+    assert_eq!((e["APP_ENV"], e["LANG"], e["GREETING"]), ("production", "C.UTF-8", "hello world"));
 
     let watch = group(&c, "watch");
-    assert_eq!(
-        watch.processes[0].command,
-        format!("/usr/bin/python3 {here}/listener.py")
-    );
+    assert_eq!(watch.processes[0].command, format!("/usr/bin/python3 {here}/listener.py"));
 
     let php = group(&c, "php");
     let procs: Vec<&str> = php.processes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(procs, ["php_0", "php_1"]);
     assert!(matches!(&php.kind, GroupKind::Fcgi(f) if f.socket == "unix:///tmp/php.sock"));
 
-    assert_eq!(
-        c.supervisord.cgroup_root,
-        Some(PathBuf::from("/sys/fs/cgroup/corral"))
-    );
+    assert_eq!(c.supervisord.cgroup_root, Some(PathBuf::from("/sys/fs/cgroup/corral")));
     assert_eq!(c.supervisord.identifier, "rich");
-    assert!(warnings(&c)
-        .iter()
-        .any(|w| w.starts_with("No file matches via include")));
+    assert!(warnings(&c).iter().any(|w| w.starts_with("No file matches via include")));
 
     let text = describe(&c);
-    assert!(text.contains("group backend (program) priority=100 limits: memory_max=2G cpu_quota=200% tasks_max=256"), "{text}");
+    assert!(
+        text.contains(
+            "group backend (program) priority=100 limits: memory_max=2G cpu_quota=200% tasks_max=256"
+        ),
+        "{text}"
+    );
     assert!(text.contains("process backend:worker_01"), "{text}");
-    assert!(
-        text.contains("command: /usr/bin/env python3 -m http.server 8080"),
-        "{text}"
-    );
-    assert!(
-        text.contains("memory_max=512M memory_high=400M cpu_weight=200 io_weight=50"),
-        "{text}"
-    );
+    assert!(text.contains("command: /usr/bin/env python3 -m http.server 8080"), "{text}");
+    assert!(text.contains("memory_max=512M memory_high=400M cpu_weight=200 io_weight=50"), "{text}");
 }

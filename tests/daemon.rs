@@ -192,19 +192,25 @@ fn sigusr2_reopens_logs_after_an_external_rotation() {
         "[program:ticker]\ncommand=sh -c 'while :; do echo tick; sleep 0.1; done'\nstdout_logfile={dir}/ticker.log\nstartsecs=0\n",
     );
     let log = d.path("ticker.log");
-    wait_for("first ticks", DEADLINE, || std::fs::read_to_string(&log).map(|s| s.contains("tick")).unwrap_or(false));
+    wait_for("first ticks", DEADLINE, || {
+        std::fs::read_to_string(&log).map(|s| s.contains("tick")).unwrap_or(false)
+    });
     let moved = d.path("ticker.log.old");
     std::fs::rename(&log, &moved).unwrap();
     d.signal(Signal::SIGUSR2);
-    wait_for("ticks in a new file", DEADLINE, || std::fs::read_to_string(&log).map(|s| s.contains("tick")).unwrap_or(false));
+    wait_for("ticks in a new file", DEADLINE, || {
+        std::fs::read_to_string(&log).map(|s| s.contains("tick")).unwrap_or(false)
+    });
 }
 
 #[test]
 fn a_bad_config_exits_2_naming_file_line_and_option() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("bad.conf");
-    std::fs::write(&conf, format!("{}[program:x]\ncommand=sleep 1\nstartsecs=soon\n", preamble(dir.path()))).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corrald")).arg("-c").arg(&conf).output().unwrap();
+    std::fs::write(&conf, format!("{}[program:x]\ncommand=sleep 1\nstartsecs=soon\n", preamble(dir.path())))
+        .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_corrald")).arg("-c").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:", conf.display())), "{err}");
@@ -242,7 +248,8 @@ fn check_config_lists_resolved_programs() {
 
 #[test]
 fn the_shipped_example_reaches_running() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/corral.conf")).unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/corral.conf")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Same file, with its /tmp paths and ports moved into this test's own directory.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

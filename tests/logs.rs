@@ -34,23 +34,13 @@ fn counter_writer(words: u64) -> Command {
 /// Runs `cmd` with stdout piped into a reader task writing to `file`.
 /// Returns (bytes read, seconds).
 fn capture(mut cmd: Command, file: RotatingFile) -> (u64, f64) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn child");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let mut child = cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().expect("spawn child");
     let stdout = OwnedFd::from(child.stdout.take().expect("stdout pipe"));
     let start = Instant::now();
     let n = rt
-        .block_on(read_pipe::<()>(
-            stdout,
-            ReaderConfig::new(Channel::Stdout, Some(file.shared())),
-        ))
+        .block_on(read_pipe::<()>(stdout, ReaderConfig::new(Channel::Stdout, Some(file.shared()))))
         .expect("reader");
     let secs = start.elapsed().as_secs_f64();
     let status = child.wait().expect("wait child");
@@ -83,11 +73,7 @@ fn check_file_counters(path: &Path, next: &mut u64) {
         check_counters(&carry[..whole], next);
         carry.drain(..whole);
     }
-    assert!(
-        carry.is_empty(),
-        "trailing partial word in {}",
-        path.display()
-    );
+    assert!(carry.is_empty(), "trailing partial word in {}", path.display());
 }
 
 #[test]
@@ -102,10 +88,7 @@ fn child_writing_256_mib_flat_out_is_logged_byte_exact() {
     let mut next = 0;
     check_file_counters(&path, &mut next);
     assert_eq!(next, bytes / 8);
-    eprintln!(
-        "256 MiB counter pattern: {:.0} MB/s ({secs:.2}s)",
-        bytes as f64 / secs / 1e6
-    );
+    eprintln!("256 MiB counter pattern: {:.0} MB/s ({secs:.2}s)", bytes as f64 / secs / 1e6);
 }
 
 #[test]
@@ -118,10 +101,7 @@ fn raw_reader_throughput_256_mib() {
     let (n, secs) = capture(cmd, RotatingFile::open(&path, 0, 0).expect("open"));
     assert_eq!(n, bytes);
     assert_eq!(std::fs::metadata(&path).expect("stat").len(), bytes);
-    eprintln!(
-        "256 MiB from head -c /dev/zero: {:.0} MB/s ({secs:.2}s)",
-        bytes as f64 / secs / 1e6
-    );
+    eprintln!("256 MiB from head -c /dev/zero: {:.0} MB/s ({secs:.2}s)", bytes as f64 / secs / 1e6);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use clap::Parser;
 
 use corral::config::{self, Config, MainLog};
 use corral::engine::{Engine, Handle};
+use corral::logs::main_log::{self, MainLogConfig, MainLogHandle};
 
 /// corrald's command line: supervisord's flags, plus corral's own.
 #[derive(Debug, Parser)]
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
         print!("{}", config::describe(&cfg));
         return ExitCode::SUCCESS;
     }
-    match run(cfg, path, &args) {
+    match run(cfg, path) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -169,7 +170,7 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run(cfg: Config, path: PathBuf, args: &Args) -> anyhow::Result<ExitCode> {
+fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
     let sd = cfg.supervisord.clone();
     if let Some(user) = &sd.user {
         corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
@@ -179,7 +180,7 @@ fn run(cfg: Config, path: PathBuf, args: &Args) -> anyhow::Result<ExitCode> {
         // Fork before any thread exists; the parent exits 0 as supervisord's does.
         corral::spawn::privileges::daemonize(sd.directory.as_deref(), sd.umask).context("daemonizing")?;
     }
-    let _log = corral::logs::main_log::init(&sd).context("opening the activity log")?;
+    let main_log = init_logging(&sd)?;
     for m in &limit_infos {
         tracing::info!("{m}");
     }
@@ -200,8 +201,7 @@ fn run(cfg: Config, path: PathBuf, args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     if nix::unistd::Uid::effective().is_root() && sd.user.is_none() {
-        tracing::error!(
-            target: "crit",
+        corral::crit!(
             "Supervisor is running as root.  Privileges were not dropped because no user is specified in the config file.  If you intend to run as root, you can set user=root in the config file to avoid this message."
         );
     }
@@ -210,12 +210,32 @@ fn run(cfg: Config, path: PathBuf, args: &Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(serve(cfg, path, args.nodaemon));
+    let result = rt.block_on(serve(cfg, path, main_log));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
 
-async fn serve(cfg: Config, path: PathBuf, _nodaemon: bool) -> anyhow::Result<ExitCode> {
+/// Install the activity log (supervisord's format) as the tracing subscriber.
+fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let file = match &sd.logfile {
+        MainLog::File(p) => Some(p.clone()),
+        MainLog::Syslog => None,
+    };
+    let (layer, handle) = main_log::main_log(&MainLogConfig {
+        file,
+        maxbytes: sd.logfile_maxbytes,
+        backups: sd.logfile_backups,
+        level: sd.loglevel,
+        stdout: sd.nodaemon && !sd.silent,
+    })
+    .context("opening the activity log")?;
+    tracing_subscriber::registry().with(layer).try_init().context("installing the activity log")?;
+    Ok(handle)
+}
+
+async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
     }
@@ -228,7 +248,7 @@ async fn serve(cfg: Config, path: PathBuf, _nodaemon: bool) -> anyhow::Result<Ex
     let server = corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers)
         .await
         .context("starting the HTTP servers")?;
-    let (engine, handle) = Engine::new(cfg, loader);
+    let (engine, handle) = Engine::new(cfg, loader, Some(main_log));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async {
         let _ = stop_rx.await;

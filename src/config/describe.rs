@@ -15,12 +15,7 @@ fn logfile(l: &LogFile) -> String {
 
 fn size(v: Option<u64>) -> Option<String> {
     v.map(|b| {
-        const UNITS: [(u64, &str); 4] = [
-            (1 << 40, "T"),
-            (1 << 30, "G"),
-            (1 << 20, "M"),
-            (1 << 10, "K"),
-        ];
+        const UNITS: [(u64, &str); 4] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
         UNITS
             .iter()
             .find(|(u, _)| b >= *u && b % u == 0)
@@ -77,11 +72,7 @@ pub fn describe(config: &Config) -> String {
             describe_limits(&g.limits)
         );
         for p in &g.processes {
-            let spec = if p.name == g.name {
-                p.name.clone()
-            } else {
-                format!("{}:{}", g.name, p.name)
-            };
+            let spec = if p.name == g.name { p.name.clone() } else { format!("{}:{}", g.name, p.name) };
             let _ = writeln!(out, "  process {spec}");
             let _ = writeln!(out, "    command: {}", p.command);
             let _ = writeln!(
@@ -101,12 +92,7 @@ pub fn describe(config: &Config) -> String {
                     logfile(&p.stderr.logfile)
                 }
             );
-            let _ = writeln!(
-                out,
-                "    kill_mode={:?} limits: {}",
-                p.kill_mode,
-                describe_limits(&p.limits)
-            );
+            let _ = writeln!(out, "    kill_mode={:?} limits: {}", p.kill_mode, describe_limits(&p.limits));
         }
     }
     out

@@ -22,15 +22,10 @@ impl Environment {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        let host_node_name = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let host_node_name =
+            nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        Environment {
-            vars,
-            host_node_name,
-            cwd,
-        }
+        Environment { vars, host_node_name, cwd }
     }
 
     /// An environment with the given variables and host name, resolving

@@ -113,12 +113,9 @@ impl ConfigError {
     /// `Error: ` on its stderr, or `CANT_REREAD: ` in an XML-RPC fault).
     pub fn supervisord_message(&self) -> String {
         match &self.0.suffix {
-            Some((section, file)) => format!(
-                "{} in section {} (file: {})",
-                self.0.message,
-                py_repr(section),
-                py_repr(file)
-            ),
+            Some((section, file)) => {
+                format!("{} in section {} (file: {})", self.0.message, py_repr(section), py_repr(file))
+            }
             None => self.0.message.clone(),
         }
     }
@@ -177,10 +174,7 @@ mod tests {
     #[test]
     fn display_without_location_is_the_message() {
         let e = ConfigError::new(".ini file does not include supervisord section");
-        assert_eq!(
-            e.to_string(),
-            ".ini file does not include supervisord section"
-        );
+        assert_eq!(e.to_string(), ".ini file does not include supervisord section");
         assert_eq!(e.supervisord_message(), e.to_string());
     }
 }

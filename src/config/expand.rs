@@ -34,12 +34,9 @@ pub fn expand(raw: &str, exp: &Expansions, name: &str) -> Result<String, String>
                 available.join(", ")
             )
         }
-        FormatError::Bad(msg) => format!(
-            "Format string {} for {} is badly formatted: {}",
-            py_repr(raw),
-            py_repr(name),
-            msg
-        ),
+        FormatError::Bad(msg) => {
+            format!("Format string {} for {} is badly formatted: {}", py_repr(raw), py_repr(name), msg)
+        }
     })
 }
 
@@ -69,9 +66,6 @@ mod tests {
             e,
             "Format string '/bin/date +%' for 'program:x.command' is badly formatted: incomplete format"
         );
-        assert_eq!(
-            expand("/bin/date +%%s", &Expansions::new(), "x").unwrap(),
-            "/bin/date +%s"
-        );
+        assert_eq!(expand("/bin/date +%%s", &Expansions::new(), "x").unwrap(), "/bin/date +%s");
     }
 }

@@ -79,12 +79,7 @@ impl Ini {
     /// Parses `text` (the contents of `path`) into this parser, merging with
     /// what was read before. `source` is the name Python's messages use.
     /// Returns the names of sections this file created.
-    pub fn read(
-        &mut self,
-        path: PathBuf,
-        source: &str,
-        text: &str,
-    ) -> Result<Vec<String>, IniError> {
+    pub fn read(&mut self, path: PathBuf, source: &str, text: &str) -> Result<Vec<String>, IniError> {
         let file = self.files.len();
         self.files.push(path);
         let mut created = Vec::new();
@@ -169,11 +164,7 @@ impl Ini {
         }
 
         for (target, key, lines, lineno) in pending {
-            let value = RawValue {
-                value: lines.join("\n").trim_end().to_string(),
-                file,
-                line: lineno,
-            };
+            let value = RawValue { value: lines.join("\n").trim_end().to_string(), file, line: lineno };
             match target {
                 None => match self.defaults.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, v)) => *v = value,
@@ -188,10 +179,7 @@ impl Ini {
             for (lineno, line) in &errors {
                 message.push_str(&format!("\n\t[line {lineno:2}]: {}", py_repr(line)));
             }
-            return Err(IniError {
-                message,
-                line: first,
-            });
+            return Err(IniError { message, line: first });
         }
         Ok(created)
     }
@@ -210,23 +198,16 @@ impl Ini {
     pub fn get(&self, section: &str, key: &str) -> Option<Found<'_>> {
         let sect = self.section(section)?;
         if let Some((_, v)) = sect.entries.iter().find(|(k, _)| k == key) {
-            return Some(Found {
-                value: &v.value,
-                file: v.file,
-                line: v.line,
-            });
+            return Some(Found { value: &v.value, file: v.file, line: v.line });
         }
-        self.defaults
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| Found {
-                value: &v.value,
-                // supervisord substitutes %(here)s after each file is read, so an
-                // inherited value takes the directory of whichever came later:
-                // the section or the [DEFAULT] key.
-                file: v.file.max(sect.file),
-                line: v.line,
-            })
+        self.defaults.iter().find(|(k, _)| k == key).map(|(_, v)| Found {
+            value: &v.value,
+            // supervisord substitutes %(here)s after each file is read, so an
+            // inherited value takes the directory of whichever came later:
+            // the section or the [DEFAULT] key.
+            file: v.file.max(sect.file),
+            line: v.line,
+        })
     }
 }
 
@@ -251,11 +232,7 @@ fn inline_comment_start(line: &str) -> Option<usize> {
             };
             let index = from + rel;
             still.push((*prefix, Some(index)));
-            let preceded = index == 0
-                || line[..index]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_whitespace);
+            let preceded = index == 0 || line[..index].chars().next_back().is_some_and(char::is_whitespace);
             if preceded {
                 found = Some(found.map_or(index, |f: usize| f.min(index)));
             }
@@ -340,23 +317,14 @@ mod tests {
     #[test]
     fn no_quote_stripping_no_escapes() {
         let ini = parse("[s]\ncommand=bash -c 'echo \\d+'\n").unwrap();
-        assert_eq!(
-            get(&ini, "s", "command").as_deref(),
-            Some("bash -c 'echo \\d+'")
-        );
+        assert_eq!(get(&ini, "s", "command").as_deref(), Some("bash -c 'echo \\d+'"));
     }
 
     #[test]
     fn parse_errors_are_pythons() {
         let e = parse("[s]\nfoo\n").unwrap_err();
-        assert_eq!(
-            e.message,
-            "Source contains parsing errors: 't.conf'\n\t[line  2]: 'foo\\n'"
-        );
+        assert_eq!(e.message, "Source contains parsing errors: 't.conf'\n\t[line  2]: 'foo\\n'");
         let e = parse("a=1\n").unwrap_err();
-        assert_eq!(
-            e.message,
-            "File contains no section headers.\nfile: 't.conf', line: 1\n'a=1\\n'"
-        );
+        assert_eq!(e.message, "File contains no section headers.\nfile: 't.conf', line: 1\n'a=1\\n'");
     }
 }

@@ -2,15 +2,8 @@
 //! unknown options) and the event type names listeners may subscribe to.
 
 /// corral's limit options, valid in program-type sections and `[group:x]`.
-pub const LIMIT_OPTIONS: &[&str] = &[
-    "memory_max",
-    "memory_high",
-    "memory_swap_max",
-    "cpu_quota",
-    "cpu_weight",
-    "tasks_max",
-    "io_weight",
-];
+pub const LIMIT_OPTIONS: &[&str] =
+    &["memory_max", "memory_high", "memory_swap_max", "cpu_quota", "cpu_weight", "tasks_max", "io_weight"];
 
 /// Options of `[program:x]` (supervisord's and corral's).
 pub const PROGRAM_OPTIONS: &[&str] = &[
@@ -88,13 +81,7 @@ pub const UNIX_SERVER_OPTIONS: &[&str] = &["file", "chmod", "chown", "username",
 pub const INET_SERVER_OPTIONS: &[&str] = &["port", "username", "password"];
 
 /// Options of `[supervisorctl]`.
-pub const CTL_OPTIONS: &[&str] = &[
-    "serverurl",
-    "username",
-    "password",
-    "prompt",
-    "history_file",
-];
+pub const CTL_OPTIONS: &[&str] = &["serverurl", "username", "password", "prompt", "history_file"];
 
 /// Options of `[include]`.
 pub const INCLUDE_OPTIONS: &[&str] = &["files"];
@@ -165,14 +152,8 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(
-            suggest("startsec", PROGRAM_OPTIONS.iter().copied()),
-            Some("startsecs")
-        );
-        assert_eq!(
-            suggest("autorestrat", PROGRAM_OPTIONS.iter().copied()),
-            Some("autorestart")
-        );
+        assert_eq!(suggest("startsec", PROGRAM_OPTIONS.iter().copied()), Some("startsecs"));
+        assert_eq!(suggest("autorestrat", PROGRAM_OPTIONS.iter().copied()), Some("autorestart"));
         assert_eq!(suggest("frobnicate", PROGRAM_OPTIONS.iter().copied()), None);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
     }

@@ -64,17 +64,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     if !path.exists() {
-        return Err(
-            ConfigError::new(format!("could not find config file {}", path.display()))
-                .at(path, None),
-        );
+        return Err(ConfigError::new(format!("could not find config file {}", path.display())).at(path, None));
     }
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|_| {
-            ConfigError::new(format!("could not read config file {}", path.display()))
-                .at(path, None)
-        })
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|_| {
+        ConfigError::new(format!("could not read config file {}", path.display())).at(path, None)
+    })
 }
 
 /// Loads `path` with the given environment (variables, host name, cwd).
@@ -96,9 +90,7 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
     read_includes(&mut p, &main_abs)?;
 
     if !p.ini.has_section("supervisord") {
-        return Err(
-            ConfigError::new(".ini file does not include supervisord section").at(path, None),
-        );
+        return Err(ConfigError::new(".ini file does not include supervisord section").at(path, None));
     }
     let mut supervisord = supervisord_section(&mut p)?;
     let rpcinterfaces = rpcinterfaces(&mut p)?;
@@ -119,8 +111,7 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
     let unix_http_server = unix_server(&mut p)?;
     // realize(): the daemon's own user is checked after everything else.
     if let Some(v) = p.get("supervisord", "user", &p.env_expansions(), true)? {
-        let user =
-            resolve_user(&v.text).map_err(|b| p.bad_value("supervisord", "user", &v.text, b))?;
+        let user = resolve_user(&v.text).map_err(|b| p.bad_value("supervisord", "user", &v.text, b))?;
         supervisord.user = Some(user);
     }
     let serverurl = auto_serverurl(unix_http_server.as_ref(), &inet_http_servers);
@@ -133,11 +124,8 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
             }
         }
     }
-    let supervisorctl = if p.ini.has_section("supervisorctl") {
-        Some(ctl_section(&p, "supervisorctl")?)
-    } else {
-        None
-    };
+    let supervisorctl =
+        if p.ini.has_section("supervisorctl") { Some(ctl_section(&p, "supervisorctl")?) } else { None };
     warn_unknown(&mut p);
     Ok(Config {
         source: main_abs,
@@ -152,20 +140,13 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
 }
 
 /// The URL children get in `SUPERVISOR_SERVER_URL` when `serverurl=AUTO`.
-fn auto_serverurl(
-    unix: Option<&UnixHttpServerConfig>,
-    inet: &[InetHttpServerConfig],
-) -> Option<String> {
+fn auto_serverurl(unix: Option<&UnixHttpServerConfig>, inet: &[InetHttpServerConfig]) -> Option<String> {
     if let Some(u) = unix {
         return Some(format!("unix://{}", u.file.display()));
     }
     // supervisord keeps the last inet server it iterates over.
     inet.last().map(|s| {
-        let host = if s.host.is_empty() {
-            "localhost"
-        } else {
-            &s.host
-        };
+        let host = if s.host.is_empty() { "localhost" } else { &s.host };
         format!("http://{host}:{}", s.port)
     })
 }
@@ -178,15 +159,9 @@ fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
     let mut exp = p.env_expansions();
     put(&mut exp, "host_node_name", p.env.host_node_name.clone());
     let Some(files) = p.get("include", "files", &exp, true)? else {
-        return Err(p.error_at_section(
-            "include",
-            ".ini file has [include] section, but no files setting",
-        ));
+        return Err(p.error_at_section("include", ".ini file has [include] section, but no files setting"));
     };
-    let base = main_abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let base = main_abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
@@ -195,10 +170,7 @@ fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
     for pattern in files.text.split_whitespace() {
         let full = base.join(pattern).to_string_lossy().into_owned();
         let mut matches: Vec<String> = match glob::glob_with(&full, options) {
-            Ok(paths) => paths
-                .filter_map(Result::ok)
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
+            Ok(paths) => paths.filter_map(Result::ok).map(|p| p.to_string_lossy().into_owned()).collect(),
             Err(_) => Vec::new(),
         };
         if matches.is_empty() {
@@ -210,9 +182,7 @@ fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
             p.info(format!("Included extra file \"{filename}\" during parsing"));
             let Ok(bytes) = std::fs::read(&filename) else {
                 // Python's RawConfigParser.read skips files it cannot open.
-                p.warn(format!(
-                    "could not read included file \"{filename}\"; skipped"
-                ));
+                p.warn(format!("could not read included file \"{filename}\"; skipped"));
                 continue;
             };
             let text = String::from_utf8_lossy(&bytes);
@@ -232,50 +202,26 @@ fn supervisord_section(p: &mut Parser) -> Result<SupervisordConfig, ConfigError>
     let exp = p.env_expansions();
     let minfds = p.convert(S, "minfds", &exp, true, "1024", values::unsigned::<u64>)?;
     let minprocs = p.convert(S, "minprocs", &exp, true, "200", values::unsigned::<u64>)?;
-    let directory = p
-        .convert_opt(S, "directory", &exp, true, |v| existing_directory(v, env))?
-        .map(PathBuf::from);
+    let directory =
+        p.convert_opt(S, "directory", &exp, true, |v| existing_directory(v, env))?.map(PathBuf::from);
     // `user` is resolved last, as supervisord's realize() does.
     let umask = p.convert(S, "umask", &exp, true, "022", values::octal)?;
-    let logfile = p.convert(S, "logfile", &exp, true, "supervisord.log", |v| {
-        existing_dirpath(v, env)
-    })?;
-    let logfile_maxbytes =
-        p.convert(S, "logfile_maxbytes", &exp, true, "50MB", values::byte_size)?;
-    let logfile_backups = p.convert(
-        S,
-        "logfile_backups",
-        &exp,
-        true,
-        "10",
-        values::unsigned::<u32>,
-    )?;
+    let logfile = p.convert(S, "logfile", &exp, true, "supervisord.log", |v| existing_dirpath(v, env))?;
+    let logfile_maxbytes = p.convert(S, "logfile_maxbytes", &exp, true, "50MB", values::byte_size)?;
+    let logfile_backups = p.convert(S, "logfile_backups", &exp, true, "10", values::unsigned::<u32>)?;
     let loglevel = p.convert(S, "loglevel", &exp, true, "info", values::logging_level)?;
-    let pidfile = p.convert(S, "pidfile", &exp, true, "supervisord.pid", |v| {
-        existing_dirpath(v, env)
-    })?;
-    let identifier = p
-        .get(S, "identifier", &exp, true)?
-        .map(|v| v.text)
-        .unwrap_or_else(|| "supervisor".to_string());
+    let pidfile = p.convert(S, "pidfile", &exp, true, "supervisord.pid", |v| existing_dirpath(v, env))?;
+    let identifier =
+        p.get(S, "identifier", &exp, true)?.map(|v| v.text).unwrap_or_else(|| "supervisor".to_string());
     let nodaemon = p.convert(S, "nodaemon", &exp, true, "false", values::boolean)?;
     let silent = p.convert(S, "silent", &exp, true, "false", values::boolean)?;
     let tempdir = env.temp_dir();
-    let childlogdir = p.convert(S, "childlogdir", &exp, true, &tempdir, |v| {
-        existing_directory(v, env)
-    })?;
+    let childlogdir = p.convert(S, "childlogdir", &exp, true, &tempdir, |v| existing_directory(v, env))?;
     let nocleanup = p.convert(S, "nocleanup", &exp, true, "false", values::boolean)?;
     let strip_ansi = p.convert(S, "strip_ansi", &exp, true, "false", values::boolean)?;
     let mut env_exp = exp.clone();
     put(&mut env_exp, "host_node_name", env.host_node_name.clone());
-    let environment = p.convert(
-        S,
-        "environment",
-        &env_exp,
-        true,
-        "",
-        values::key_value_pairs,
-    )?;
+    let environment = p.convert(S, "environment", &env_exp, true, "", values::key_value_pairs)?;
     for (k, v) in &environment {
         p.environ.insert(k.clone(), v.clone());
     }
@@ -289,11 +235,8 @@ fn supervisord_section(p: &mut Parser) -> Result<SupervisordConfig, ConfigError>
             ))
         }
     })?;
-    let logfile = if logfile == "syslog" {
-        MainLog::Syslog
-    } else {
-        MainLog::File(normalize_path(&logfile, env))
-    };
+    let logfile =
+        if logfile == "syslog" { MainLog::Syslog } else { MainLog::File(normalize_path(&logfile, env)) };
     Ok(SupervisordConfig {
         logfile,
         logfile_maxbytes,
@@ -320,21 +263,13 @@ fn rpcinterfaces(p: &mut Parser) -> Result<Vec<RpcInterfaceConfig>, ConfigError>
     const KEY: &str = "supervisor.rpcinterface_factory";
     const MAIN: &str = "supervisor.rpcinterface:make_main_rpcinterface";
     let mut out = Vec::new();
-    let sections: Vec<String> = p
-        .ini
-        .sections
-        .iter()
-        .map(|s| s.name.clone())
-        .filter(|n| n.starts_with("rpcinterface:"))
-        .collect();
+    let sections: Vec<String> =
+        p.ini.sections.iter().map(|s| s.name.clone()).filter(|n| n.starts_with("rpcinterface:")).collect();
     for section in sections {
         let name = section["rpcinterface:".len()..].to_string();
         let exp = p.env_expansions();
         let Some(factory) = p.get(&section, KEY, &exp, false)? else {
-            return Err(p.error_at_section(
-                &section,
-                format!("section [{section}] does not specify a {KEY}"),
-            ));
+            return Err(p.error_at_section(&section, format!("section [{section}] does not specify a {KEY}")));
         };
         if factory.text.trim() != MAIN {
             p.warn(format!(
@@ -343,10 +278,7 @@ fn rpcinterfaces(p: &mut Parser) -> Result<Vec<RpcInterfaceConfig>, ConfigError>
                 factory.text
             ));
         }
-        out.push(RpcInterfaceConfig {
-            name,
-            factory: factory.text.trim().to_string(),
-        });
+        out.push(RpcInterfaceConfig { name, factory: factory.text.trim().to_string() });
     }
     Ok(out)
 }
@@ -375,12 +307,7 @@ fn credentials(p: &Parser, section: &str) -> Result<Option<Credentials>, ConfigE
 }
 
 fn server_sections(p: &Parser, prefix: &str) -> Vec<String> {
-    p.ini
-        .sections
-        .iter()
-        .map(|s| s.name.clone())
-        .filter(|n| n.starts_with(prefix))
-        .collect()
+    p.ini.sections.iter().map(|s| s.name.clone()).filter(|n| n.starts_with(prefix)).collect()
 }
 
 fn inet_servers(p: &Parser) -> Result<Vec<InetHttpServerConfig>, ConfigError> {
@@ -389,18 +316,11 @@ fn inet_servers(p: &Parser) -> Result<Vec<InetHttpServerConfig>, ConfigError> {
         let auth = credentials(p, &section)?;
         let exp = p.env_expansions();
         let Some(port) = p.get(&section, "port", &exp, false)? else {
-            return Err(
-                p.error_at_section(&section, format!("section [{section}] has no port value"))
-            );
+            return Err(p.error_at_section(&section, format!("section [{section}] has no port value")));
         };
-        let (host, port) = values::inet_address(&port.text)
-            .map_err(|b| p.bad_value(&section, "port", &port.text, b))?;
-        out.push(InetHttpServerConfig {
-            section,
-            host,
-            port,
-            auth,
-        });
+        let (host, port) =
+            values::inet_address(&port.text).map_err(|b| p.bad_value(&section, "port", &port.text, b))?;
+        out.push(InetHttpServerConfig { section, host, port, auth });
     }
     Ok(out)
 }
@@ -410,9 +330,7 @@ fn unix_server(p: &mut Parser) -> Result<Option<UnixHttpServerConfig>, ConfigErr
     for section in server_sections(p, "unix_http_server") {
         let exp = p.env_expansions();
         let Some(file) = p.get(&section, "file", &exp, true)? else {
-            return Err(
-                p.error_at_section(&section, format!("section [{section}] has no file value"))
-            );
+            return Err(p.error_at_section(&section, format!("section [{section}] has no file value")));
         };
         let file = normalize_path(file.text.trim(), p.env);
         let auth = credentials(p, &section)?;
@@ -437,25 +355,15 @@ fn unix_server(p: &mut Parser) -> Result<Option<UnixHttpServerConfig>, ConfigErr
                     &section,
                     "chmod",
                     &v.text,
-                    BadValue::new(
-                        format!("Invalid chmod value {}", v.text),
-                        "an octal mode such as 0700",
-                    ),
+                    BadValue::new(format!("Invalid chmod value {}", v.text), "an octal mode such as 0700"),
                 )
             })?,
         };
-        let config = UnixHttpServerConfig {
-            file,
-            chmod,
-            chown,
-            auth,
-        };
+        let config = UnixHttpServerConfig { file, chmod, chown, auth };
         if out.is_none() {
             out = Some(config);
         } else {
-            p.warn(format!(
-                "section [{section}] ignored: corral serves only the first unix_http_server"
-            ));
+            p.warn(format!("section [{section}] ignored: corral serves only the first unix_http_server"));
         }
     }
     Ok(out)
@@ -496,8 +404,7 @@ pub fn load_ctl_with(path: &Path, env: &Environment) -> Result<CtlConfig, Config
     let display = path.to_string_lossy().into_owned();
     let main_abs = normpath(&env.cwd.join(path));
     let mut ini = Ini::default();
-    ini.read(main_abs, &display, &text)
-        .map_err(|e| ConfigError::new(e.message).at(path, Some(e.line)))?;
+    ini.read(main_abs, &display, &text).map_err(|e| ConfigError::new(e.message).at(path, Some(e.line)))?;
     let p = Parser {
         ini,
         env,
@@ -507,9 +414,7 @@ pub fn load_ctl_with(path: &Path, env: &Environment) -> Result<CtlConfig, Config
         messages: Vec::new(),
     };
     if !p.ini.has_section("supervisorctl") {
-        return Err(
-            ConfigError::new(".ini file does not include supervisorctl section").at(path, None),
-        );
+        return Err(ConfigError::new(".ini file does not include supervisorctl section").at(path, None));
     }
     ctl_section(&p, "supervisorctl")
 }
@@ -524,9 +429,7 @@ fn warn_unknown(p: &mut Parser) {
             "supervisorctl" => &[known::CTL_OPTIONS],
             "include" => &[known::INCLUDE_OPTIONS],
             n if n.starts_with("program:") => &[program, limits],
-            n if n.starts_with("eventlistener:") => {
-                &[program, limits, known::EVENTLISTENER_OPTIONS]
-            }
+            n if n.starts_with("eventlistener:") => &[program, limits, known::EVENTLISTENER_OPTIONS],
             n if n.starts_with("fcgi-program:") => &[program, limits, known::FCGI_OPTIONS],
             n if n.starts_with("group:") => &[known::GROUP_OPTIONS, limits],
             n if n.starts_with("unix_http_server") => &[known::UNIX_SERVER_OPTIONS],
@@ -537,9 +440,7 @@ fn warn_unknown(p: &mut Parser) {
                     Some(s) => (p.ini.files[s.file].display().to_string(), s.line),
                     None => continue,
                 };
-                p.warn(format!(
-                    "{file}:{line}: unknown section [{name}] is ignored"
-                ));
+                p.warn(format!("{file}:{line}: unknown section [{name}] is ignored"));
                 continue;
             }
         };

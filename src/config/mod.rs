@@ -22,7 +22,5 @@ pub mod values;
 pub use describe::{describe, describe_limits};
 pub use environment::Environment;
 pub use error::{ConfigError, Location};
-pub use load::{
-    default_search_paths, find_config, load, load_ctl_with, load_with, CORRAL_CONFIG_PATH,
-};
+pub use load::{default_search_paths, find_config, load, load_ctl_with, load_with, CORRAL_CONFIG_PATH};
 pub use model::*;

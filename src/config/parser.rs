@@ -45,9 +45,7 @@ impl<'a> Parser<'a> {
     /// Directory of file `file`, as `%(here)s` means it.
     pub fn here_of(&self, file: usize) -> String {
         let path = &self.ini.files[file];
-        path.parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_string())
+        path.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".to_string())
     }
 
     /// The path of file `file`.
@@ -64,18 +62,12 @@ impl<'a> Parser<'a> {
 
     /// Records a warning.
     pub fn warn(&mut self, text: String) {
-        self.messages.push(ParseMessage {
-            level: MessageLevel::Warn,
-            text,
-        });
+        self.messages.push(ParseMessage { level: MessageLevel::Warn, text });
     }
 
     /// Records an informational message.
     pub fn info(&mut self, text: String) {
-        self.messages.push(ParseMessage {
-            level: MessageLevel::Info,
-            text,
-        });
+        self.messages.push(ParseMessage { level: MessageLevel::Info, text });
     }
 
     /// Looks up the raw value.
@@ -106,8 +98,7 @@ impl<'a> Parser<'a> {
 
     /// Error for a value that does not parse.
     pub fn bad_value(&self, section: &str, key: &str, value: &str, bad: BadValue) -> ConfigError {
-        self.error_at(section, key, bad.message)
-            .invalid(value, bad.expected)
+        self.error_at(section, key, bad.message).invalid(value, bad.expected)
     }
 
     /// supervisord's `saneget`: the value of `key` (or `[DEFAULT]`'s),
@@ -131,12 +122,7 @@ impl<'a> Parser<'a> {
             expand(found.value, exp, &format!("{section}.{key}"))
         }
         .map_err(|m| self.error_at(section, key, m))?;
-        Ok(Some(Value {
-            text,
-            raw: found.value.to_string(),
-            file: found.file,
-            line: found.line,
-        }))
+        Ok(Some(Value { text, raw: found.value.to_string(), file: found.file, line: found.line }))
     }
 
     /// The raw, unexpanded value (for options supervisord expands later).
@@ -176,9 +162,7 @@ impl<'a> Parser<'a> {
         parse: impl Fn(&str) -> ValueResult<T>,
     ) -> Result<Option<T>, ConfigError> {
         match self.get(section, key, exp, here)? {
-            Some(v) => parse(&v.text)
-                .map(Some)
-                .map_err(|b| self.bad_value(section, key, &v.text, b)),
+            Some(v) => parse(&v.text).map(Some).map_err(|b| self.bad_value(section, key, &v.text, b)),
             None => Ok(None),
         }
     }
@@ -191,9 +175,7 @@ impl<'a> Parser<'a> {
         parse: impl Fn(&str) -> ValueResult<T>,
     ) -> Result<Option<T>, ConfigError> {
         match self.get_raw(section, key) {
-            Some(v) => parse(&v.text)
-                .map(Some)
-                .map_err(|b| self.bad_value(section, key, &v.text, b)),
+            Some(v) => parse(&v.text).map(Some).map_err(|b| self.bad_value(section, key, &v.text, b)),
             None => Ok(None),
         }
     }

@@ -25,18 +25,11 @@ pub fn expanduser(p: &str, env: &Environment) -> String {
                 .map(|u| u.dir.to_string_lossy().into_owned())
         })
     } else {
-        nix::unistd::User::from_name(user)
-            .ok()
-            .flatten()
-            .map(|u| u.dir.to_string_lossy().into_owned())
+        nix::unistd::User::from_name(user).ok().flatten().map(|u| u.dir.to_string_lossy().into_owned())
     };
     match home {
         Some(h) => {
-            let h = if h.len() > 1 {
-                h.trim_end_matches('/')
-            } else {
-                &h
-            };
+            let h = if h.len() > 1 { h.trim_end_matches('/') } else { &h };
             format!("{h}{tail}")
         }
         None => p.to_string(),
@@ -46,11 +39,7 @@ pub fn expanduser(p: &str, env: &Environment) -> String {
 /// Python's `os.path.normpath(os.path.abspath(os.path.expanduser(p)))`.
 pub fn normalize_path(p: &str, env: &Environment) -> PathBuf {
     let expanded = expanduser(p, env);
-    let joined = if expanded.starts_with('/') {
-        PathBuf::from(&expanded)
-    } else {
-        env.cwd.join(&expanded)
-    };
+    let joined = if expanded.starts_with('/') { PathBuf::from(&expanded) } else { env.cwd.join(&expanded) };
     normpath(&joined)
 }
 
@@ -106,10 +95,7 @@ pub fn existing_directory(p: &str, env: &Environment) -> Result<String, BadValue
     if resolve(&expanded, env).is_dir() {
         return Ok(expanded);
     }
-    Err(BadValue::new(
-        format!("{p} is not an existing directory"),
-        "an existing directory",
-    ))
+    Err(BadValue::new(format!("{p} is not an existing directory"), "an existing directory"))
 }
 
 fn resolve(p: &str, env: &Environment) -> PathBuf {
@@ -128,11 +114,7 @@ mod tests {
     fn env() -> Environment {
         let mut vars = BTreeMap::new();
         vars.insert("HOME".to_string(), "/home/me".to_string());
-        Environment {
-            vars,
-            host_node_name: "h".into(),
-            cwd: PathBuf::from("/work/dir"),
-        }
+        Environment { vars, host_node_name: "h".into(), cwd: PathBuf::from("/work/dir") }
     }
 
     #[test]
@@ -146,15 +128,9 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        assert_eq!(
-            normalize_path("a/../b/./c", &env()),
-            PathBuf::from("/work/dir/b/c")
-        );
+        assert_eq!(normalize_path("a/../b/./c", &env()), PathBuf::from("/work/dir/b/c"));
         assert_eq!(normalize_path("/x//y/..", &env()), PathBuf::from("/x"));
-        assert_eq!(
-            normalize_path("~/s.sock", &env()),
-            PathBuf::from("/home/me/s.sock")
-        );
+        assert_eq!(normalize_path("~/s.sock", &env()), PathBuf::from("/home/me/s.sock"));
     }
 
     #[test]
@@ -170,15 +146,11 @@ mod tests {
         assert!(existing_dirpath("supervisord.log", &env()).is_ok());
         assert!(existing_dirpath("/tmp/x.log", &env()).is_ok());
         assert_eq!(
-            existing_dirpath("/nonexistent-dir-x/x.log", &env())
-                .unwrap_err()
-                .message,
+            existing_dirpath("/nonexistent-dir-x/x.log", &env()).unwrap_err().message,
             "The directory named as part of the path /nonexistent-dir-x/x.log does not exist"
         );
         assert_eq!(
-            existing_directory("/nonexistent-dir-x", &env())
-                .unwrap_err()
-                .message,
+            existing_directory("/nonexistent-dir-x", &env()).unwrap_err().message,
             "/nonexistent-dir-x is not an existing directory"
         );
     }

@@ -17,12 +17,7 @@ use super::values::{self, BadValue, ValueResult};
 const DEFAULT_RESULT_HANDLER: &str = "supervisor.dispatchers:default_handler";
 
 fn sections_with(p: &Parser, prefix: &str) -> Vec<String> {
-    p.ini
-        .sections
-        .iter()
-        .map(|s| s.name.clone())
-        .filter(|n| n.starts_with(prefix))
-        .collect()
+    p.ini.sections.iter().map(|s| s.name.clone()).filter(|n| n.starts_with(prefix)).collect()
 }
 
 fn suffix_of(section: &str) -> &str {
@@ -56,9 +51,7 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
                     return Err(p.error_at(
                         &section,
                         "programs",
-                        format!(
-                            "[{named_section}] names unknown program or fcgi-program {program}"
-                        ),
+                        format!("[{named_section}] names unknown program or fcgi-program {program}"),
                     ))
                 }
                 (true, true) => {
@@ -81,13 +74,7 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
         }
         let limits = parse_limits(p, &section)?;
         sort_processes(&mut processes);
-        groups.push(GroupConfig {
-            name,
-            priority,
-            kind: GroupKind::Program,
-            processes,
-            limits,
-        });
+        groups.push(GroupConfig { name, priority, kind: GroupKind::Program, processes, limits });
     }
 
     for section in sections_with(p, "program:") {
@@ -153,10 +140,7 @@ fn event_listener_pool(p: &mut Parser, section: &str) -> Result<GroupConfig, Con
              supervisord's default handler is used"
         ));
     }
-    let events_raw = p
-        .get(section, "events", &exp, true)?
-        .map(|v| v.text)
-        .unwrap_or_default();
+    let events_raw = p.get(section, "events", &exp, true)?.map(|v| v.text).unwrap_or_default();
     let mut events: Vec<String> = Vec::new();
     for e in values::list_of_strings(&events_raw) {
         let e = e.to_uppercase();
@@ -174,25 +158,11 @@ fn event_listener_pool(p: &mut Parser, section: &str) -> Result<GroupConfig, Con
     for e in &events {
         if !EVENT_TYPES.contains(&e.as_str()) {
             return Err(p
-                .error_at(
-                    section,
-                    "events",
-                    format!("Unknown event type {e} in [{section}] events"),
-                )
-                .invalid(
-                    e.clone(),
-                    "event type names such as PROCESS_STATE or TICK_60",
-                ));
+                .error_at(section, "events", format!("Unknown event type {e} in [{section}] events"))
+                .invalid(e.clone(), "event type names such as PROCESS_STATE or TICK_60"));
         }
     }
-    let redirect = p.convert(
-        section,
-        "redirect_stderr",
-        &exp,
-        true,
-        "false",
-        values::boolean,
-    )?;
+    let redirect = p.convert(section, "redirect_stderr", &exp, true, "false", values::boolean)?;
     if redirect {
         return Err(p.error_at(
             section,
@@ -223,21 +193,15 @@ fn fcgi_group(p: &mut Parser, section: &str) -> Result<GroupConfig, ConfigError>
     let name = values::process_or_group_name(suffix_of(section))
         .map_err(|b| p.error_at_section(section, b.message))?;
     let priority = p.convert(section, "priority", &exp, true, "999", values::int32)?;
-    let proc_uid = p
-        .convert_opt(section, "user", &exp, true, resolve_user)?
-        .map(|u| u.uid);
+    let proc_uid = p.convert_opt(section, "user", &exp, true, resolve_user)?.map(|u| u.uid);
     let socket_backlog = match p.get(section, "socket_backlog", &exp, true)? {
         None => None,
         Some(v) => {
-            let n = values::integer(&v.text)
-                .map_err(|b| p.bad_value(section, "socket_backlog", &v.text, b))?;
+            let n =
+                values::integer(&v.text).map_err(|b| p.bad_value(section, "socket_backlog", &v.text, b))?;
             if !(1..=65535).contains(&n) {
                 return Err(p
-                    .error_at(
-                        section,
-                        "socket_backlog",
-                        format!("Invalid socket_backlog value {n}"),
-                    )
+                    .error_at(section, "socket_backlog", format!("Invalid socket_backlog value {n}"))
                     .invalid(v.text, "an integer between 1 and 65535"));
             }
             Some(n as u32)
@@ -246,55 +210,27 @@ fn fcgi_group(p: &mut Parser, section: &str) -> Result<GroupConfig, ConfigError>
     let socket_owner = match p.get(section, "socket_owner", &exp, true)? {
         None => None,
         Some(v) => Some(user_group(&v.text).map_err(|_| {
-            p.error_at(
-                section,
-                "socket_owner",
-                format!("Invalid socket_owner value {}", v.text),
-            )
-            .invalid(v.text.clone(), "user or user:group (names or ids)")
+            p.error_at(section, "socket_owner", format!("Invalid socket_owner value {}", v.text))
+                .invalid(v.text.clone(), "user or user:group (names or ids)")
         })?),
     };
     let socket_mode = match p.get(section, "socket_mode", &exp, true)? {
         None => None,
         Some(v) => Some(values::octal(&v.text).map_err(|_| {
-            p.error_at(
-                section,
-                "socket_mode",
-                format!("Invalid socket_mode value {}", v.text),
-            )
-            .invalid(v.text.clone(), "an octal mode such as 0700")
+            p.error_at(section, "socket_mode", format!("Invalid socket_mode value {}", v.text))
+                .invalid(v.text.clone(), "an octal mode such as 0700")
         })?),
     };
     let mut sock_exp = exp.clone();
     put(&mut sock_exp, "program_name", name.clone());
-    let socket = p
-        .get(section, "socket", &sock_exp, true)?
-        .map(|v| v.text)
-        .unwrap_or_default();
+    let socket = p.get(section, "socket", &sock_exp, true)?.map(|v| v.text).unwrap_or_default();
     if socket.is_empty() {
-        return Err(p.error_at(
-            section,
-            "socket",
-            format!("[{section}] section requires a \"socket\" line"),
-        ));
+        return Err(p.error_at(section, "socket", format!("[{section}] section requires a \"socket\" line")));
     }
-    let config = parse_fcgi_socket(
-        p,
-        &socket,
-        proc_uid,
-        socket_owner,
-        socket_mode,
-        socket_backlog,
-    )
-    .map_err(|m| p.error_at(section, "socket", format!("{m} in [{section}] socket")))?;
+    let config = parse_fcgi_socket(p, &socket, proc_uid, socket_owner, socket_mode, socket_backlog)
+        .map_err(|m| p.error_at(section, "socket", format!("{m} in [{section}] socket")))?;
     let processes = processes_from_section(p, section, &name)?;
-    Ok(GroupConfig {
-        name,
-        priority,
-        kind: GroupKind::Fcgi(config),
-        processes,
-        limits: Limits::default(),
-    })
+    Ok(GroupConfig { name, priority, kind: GroupKind::Fcgi(config), processes, limits: Limits::default() })
 }
 
 /// supervisord's `parse_fcgi_socket`, including the tuple-shaped messages
@@ -309,10 +245,7 @@ fn parse_fcgi_socket(
 ) -> Result<FcgiConfig, String> {
     if let Some(path) = sock.strip_prefix("unix://") {
         if !path.starts_with('/') {
-            return Err(format!(
-                "('Unix socket path %s is not an absolute path', {})",
-                py_repr(path)
-            ));
+            return Err(format!("('Unix socket path %s is not an absolute path', {})", py_repr(path)));
         }
         let path = normalize_path(path, p.env);
         let owner = socket_owner.or_else(|| {
@@ -333,8 +266,7 @@ fn parse_fcgi_socket(
     }
     if socket_owner.is_some() || socket_mode.is_some() {
         return Err(
-            "socket_owner and socket_mode params should only be used with a Unix domain socket"
-                .to_string(),
+            "socket_owner and socket_mode params should only be used with a Unix domain socket".to_string()
         );
     }
     let bad = || format!("('Bad socket format %s', {})", py_repr(sock));
@@ -364,17 +296,9 @@ fn parse_fcgi_socket(
 
 /// Wraps a value parser so its message names the option (corral's options
 /// have no supervisord text to match).
-fn named<T>(
-    option: &'static str,
-    parse: impl Fn(&str) -> ValueResult<T>,
-) -> impl Fn(&str) -> ValueResult<T> {
+fn named<T>(option: &'static str, parse: impl Fn(&str) -> ValueResult<T>) -> impl Fn(&str) -> ValueResult<T> {
     move |v| {
-        parse(v).map_err(|b| {
-            BadValue::new(
-                format!("invalid '{option}' value {}", py_repr(v)),
-                b.expected,
-            )
-        })
+        parse(v).map_err(|b| BadValue::new(format!("invalid '{option}' value {}", py_repr(v)), b.expected))
     }
 }
 
@@ -385,28 +309,15 @@ fn named<T>(
 /// works as written (`150%%` is accepted too).
 fn parse_limits(p: &Parser, section: &str) -> Result<Limits, ConfigError> {
     let size = |opt: &'static str| -> Result<Option<u64>, ConfigError> {
-        Ok(
-            p.convert_raw_opt(section, opt, named(opt, values::memory_size))?
-                .flatten(),
-        )
+        Ok(p.convert_raw_opt(section, opt, named(opt, values::memory_size))?.flatten())
     };
     Ok(Limits {
         memory_max: size("memory_max")?,
         memory_high: size("memory_high")?,
         memory_swap_max: size("memory_swap_max")?,
-        cpu_quota: p.convert_raw_opt(
-            section,
-            "cpu_quota",
-            named("cpu_quota", values::cpu_quota),
-        )?,
-        cpu_weight: p.convert_raw_opt(
-            section,
-            "cpu_weight",
-            named("cpu_weight", values::weight),
-        )?,
-        tasks_max: p
-            .convert_raw_opt(section, "tasks_max", named("tasks_max", values::tasks_max))?
-            .flatten(),
+        cpu_quota: p.convert_raw_opt(section, "cpu_quota", named("cpu_quota", values::cpu_quota))?,
+        cpu_weight: p.convert_raw_opt(section, "cpu_weight", named("cpu_weight", values::weight))?,
+        tasks_max: p.convert_raw_opt(section, "tasks_max", named("tasks_max", values::tasks_max))?.flatten(),
         io_weight: p.convert_raw_opt(section, "io_weight", named("io_weight", values::weight))?,
     })
 }
@@ -418,11 +329,7 @@ fn processes_from_section(
     section: &str,
     group_name: &str,
 ) -> Result<Vec<ProcessConfig>, ConfigError> {
-    let file = p
-        .ini
-        .section(section)
-        .map(|s| p.source_names[s.file].clone())
-        .unwrap_or_default();
+    let file = p.ini.section(section).map(|s| p.source_names[s.file].clone()).unwrap_or_default();
     process_section(p, section, group_name).map_err(|e| e.in_section(section, &file))
 }
 
@@ -442,76 +349,31 @@ fn process_section(
 
     let priority = p.convert(s, "priority", exp, true, "999", values::int32)?;
     let autostart = p.convert(s, "autostart", exp, true, "true", values::boolean)?;
-    let autorestart = p.convert(
-        s,
-        "autorestart",
-        exp,
-        true,
-        "unexpected",
-        values::auto_restart,
-    )?;
+    let autorestart = p.convert(s, "autorestart", exp, true, "unexpected", values::auto_restart)?;
     let startsecs = p.convert(s, "startsecs", exp, true, "1", values::unsigned::<u64>)?;
     let startretries = p.convert(s, "startretries", exp, true, "3", values::unsigned::<u32>)?;
     let stopsignal = p.convert(s, "stopsignal", exp, true, "TERM", values::signal_number)?;
     let stopwaitsecs = p.convert(s, "stopwaitsecs", exp, true, "10", values::unsigned::<u64>)?;
     let stopasgroup = p.convert(s, "stopasgroup", exp, true, "false", values::boolean)?;
-    let killasgroup = p.convert(
-        s,
-        "killasgroup",
-        exp,
-        true,
-        if stopasgroup { "true" } else { "false" },
-        values::boolean,
-    )?;
+    let killasgroup =
+        p.convert(s, "killasgroup", exp, true, if stopasgroup { "true" } else { "false" }, values::boolean)?;
     let exitcodes = p.convert(s, "exitcodes", exp, true, "0", values::exitcodes)?;
     let redirect_stderr = p.convert(s, "redirect_stderr", exp, true, "false", values::boolean)?;
     let numprocs = p.convert(s, "numprocs", exp, true, "1", values::integer)?;
     let numprocs_start = p.convert(s, "numprocs_start", exp, true, "0", values::integer)?;
     let environment_raw = p.get_raw(s, "environment");
-    let stdout_cmax = p.convert(
-        s,
-        "stdout_capture_maxbytes",
-        exp,
-        true,
-        "0",
-        values::byte_size,
-    )?;
-    let stdout_events = p.convert(
-        s,
-        "stdout_events_enabled",
-        exp,
-        true,
-        "false",
-        values::boolean,
-    )?;
-    let stderr_cmax = p.convert(
-        s,
-        "stderr_capture_maxbytes",
-        exp,
-        true,
-        "0",
-        values::byte_size,
-    )?;
-    let stderr_events = p.convert(
-        s,
-        "stderr_events_enabled",
-        exp,
-        true,
-        "false",
-        values::boolean,
-    )?;
+    let stdout_cmax = p.convert(s, "stdout_capture_maxbytes", exp, true, "0", values::byte_size)?;
+    let stdout_events = p.convert(s, "stdout_events_enabled", exp, true, "false", values::boolean)?;
+    let stderr_cmax = p.convert(s, "stderr_capture_maxbytes", exp, true, "0", values::byte_size)?;
+    let stderr_events = p.convert(s, "stderr_events_enabled", exp, true, "false", values::boolean)?;
     // None = AUTO (resolved by the caller once the servers are known).
-    let serverurl = p
-        .get(s, "serverurl", exp, true)?
-        .map(|v| v.text)
-        .filter(|u| u.trim().to_uppercase() != "AUTO");
+    let serverurl =
+        p.get(s, "serverurl", exp, true)?.map(|v| v.text).filter(|u| u.trim().to_uppercase() != "AUTO");
     let user = p.convert_opt(s, "user", exp, true, resolve_user)?;
     let umask = p.convert_opt(s, "umask", exp, true, values::octal)?;
     let process_name_raw = p.get_raw(s, "process_name");
-    let process_name_text = process_name_raw
-        .as_ref()
-        .map(|v| v.text.clone())
-        .unwrap_or_else(|| "%(program_name)s".to_string());
+    let process_name_text =
+        process_name_raw.as_ref().map(|v| v.text.clone()).unwrap_or_else(|| "%(program_name)s".to_string());
     values::process_or_group_name(&process_name_text)
         .map_err(|b| p.bad_value(s, "process_name", &process_name_text, b))?;
     if numprocs > 1 && !process_name_text.contains("%(process_num)") {
@@ -522,20 +384,11 @@ fn process_section(
         ));
     }
     if stopasgroup && !killasgroup {
-        return Err(p.error_at(
-            s,
-            "killasgroup",
-            "Cannot set stopasgroup=true and killasgroup=false",
-        ));
+        return Err(p.error_at(s, "killasgroup", "Cannot set stopasgroup=true and killasgroup=false"));
     }
     let kill_mode = p.convert(s, "kill_mode", exp, true, "cgroup", values::kill_mode)?;
-    let oom_score_adj = p.convert_opt(
-        s,
-        "oom_score_adj",
-        exp,
-        true,
-        named("oom_score_adj", values::oom_score_adj),
-    )?;
+    let oom_score_adj =
+        p.convert_opt(s, "oom_score_adj", exp, true, named("oom_score_adj", values::oom_score_adj))?;
     let limits = parse_limits(p, s)?;
 
     let section_file = p.ini.section(s).map(|x| x.file).unwrap_or(0);
@@ -552,16 +405,13 @@ fn process_section(
                 put(&mut with_here, "here", p.here_of(raw.file));
                 let text = expand(&raw.raw, &with_here, "environment")
                     .map_err(|m| p.error_at(s, "environment", m))?;
-                values::key_value_pairs(&text)
-                    .map_err(|b| p.bad_value(s, "environment", &text, b))?
+                values::key_value_pairs(&text).map_err(|b| p.bad_value(s, "environment", &text, b))?
             }
         };
         for (k, v) in &environment {
             put(&mut exp, &format!("ENV_{k}"), v.clone());
         }
-        let directory = p
-            .get(s, "directory", &exp, true)?
-            .map(|v| PathBuf::from(v.text));
+        let directory = p.get(s, "directory", &exp, true)?.map(|v| PathBuf::from(v.text));
         let stdout = channel(p, s, "stdout", &exp, stdout_cmax, stdout_events)?;
         let mut stderr = channel(p, s, "stderr", &exp, stderr_cmax, stderr_events)?;
         if redirect_stderr {
@@ -574,16 +424,11 @@ fn process_section(
             stderr.logfile = LogFile::None;
         }
         let Some(command) = p.get(s, "command", &exp, true)? else {
-            return Err(
-                p.error_at_section(s, format!("program section {s} does not specify a command"))
-            );
+            return Err(p.error_at_section(s, format!("program section {s} does not specify a command")));
         };
         let name = {
             let mut with_here = exp.clone();
-            let here_file = process_name_raw
-                .as_ref()
-                .map(|v| v.file)
-                .unwrap_or(section_file);
+            let here_file = process_name_raw.as_ref().map(|v| v.file).unwrap_or(section_file);
             put(&mut with_here, "here", p.here_of(here_file));
             expand(&process_name_text, &with_here, "process_name")
                 .map_err(|m| p.error_at(s, "process_name", m))?
@@ -648,30 +493,9 @@ fn channel(
             )),
         },
     };
-    let backups = p.convert(
-        s,
-        &format!("{ch}_logfile_backups"),
-        exp,
-        true,
-        "10",
-        values::unsigned::<u32>,
-    )?;
-    let maxbytes = p.convert(
-        s,
-        &format!("{ch}_logfile_maxbytes"),
-        exp,
-        true,
-        "50MB",
-        values::byte_size,
-    )?;
-    let mut syslog = p.convert(
-        s,
-        &format!("{ch}_syslog"),
-        exp,
-        true,
-        "false",
-        values::boolean,
-    )?;
+    let backups = p.convert(s, &format!("{ch}_logfile_backups"), exp, true, "10", values::unsigned::<u32>)?;
+    let maxbytes = p.convert(s, &format!("{ch}_logfile_maxbytes"), exp, true, "50MB", values::byte_size)?;
+    let mut syslog = p.convert(s, &format!("{ch}_syslog"), exp, true, "false", values::boolean)?;
     if deprecated_syslog {
         p.warn(format!(
             "For [{s}], {lf_key}=syslog but this is deprecated and will be removed.  Use \
@@ -685,12 +509,5 @@ fn channel(
              avoid filling up filesystem unintentionally"
         ));
     }
-    Ok(ChannelConfig {
-        logfile,
-        maxbytes,
-        backups,
-        capture_maxbytes,
-        events_enabled,
-        syslog,
-    })
+    Ok(ChannelConfig { logfile, maxbytes, backups, capture_maxbytes, events_enabled, syslog })
 }

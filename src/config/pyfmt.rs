@@ -16,11 +16,7 @@ pub enum PyValue {
 
 /// Python's `repr()` of a `str`, as used in supervisord's messages.
 pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -78,10 +74,7 @@ pub enum FormatError {
 /// file can sensibly use (`s r d i u x X o f F`, flags `-+ #0`, width and
 /// precision). An unnamed conversion such as `%s` is refused: Python would
 /// format the whole mapping into the value, which is never what was meant.
-pub fn percent_format(
-    template: &str,
-    mapping: &BTreeMap<String, PyValue>,
-) -> Result<String, FormatError> {
+pub fn percent_format(template: &str, mapping: &BTreeMap<String, PyValue>) -> Result<String, FormatError> {
     let chars: Vec<char> = template.chars().collect();
     let mut out = String::with_capacity(template.len());
     let mut i = 0;
@@ -159,10 +152,7 @@ pub fn percent_format(
             out.push('%');
             continue;
         }
-        if !matches!(
-            conv,
-            's' | 'r' | 'a' | 'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F'
-        ) {
+        if !matches!(conv, 's' | 'r' | 'a' | 'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F') {
             return Err(FormatError::Bad(format!(
                 "unsupported format character {} (0x{:x}) at index {}",
                 py_repr(&conv.to_string()),
@@ -171,13 +161,9 @@ pub fn percent_format(
             )));
         }
         let Some(key) = key else {
-            return Err(FormatError::Bad(format!(
-                "unnamed conversion '%{conv}' (write %% for a literal %)"
-            )));
+            return Err(FormatError::Bad(format!("unnamed conversion '%{conv}' (write %% for a literal %)")));
         };
-        let value = mapping
-            .get(&key)
-            .ok_or_else(|| FormatError::MissingKey(key.clone()))?;
+        let value = mapping.get(&key).ok_or_else(|| FormatError::MissingKey(key.clone()))?;
         let (body, numeric) = convert(conv, value, precision, alt)?;
         let signed = if numeric && !body.starts_with('-') && (plus || space) {
             format!("{}{}", if plus { '+' } else { ' ' }, body)
@@ -209,18 +195,15 @@ fn convert(
         }
         ('r' | 'a', PyValue::Str(s)) => (truncate(py_repr(s), precision), false),
         ('d' | 'i' | 'u', PyValue::Int(n)) => (int_digits(*n, precision, |m| m.to_string()), true),
-        ('x', PyValue::Int(n)) => (
-            with_prefix(int_digits(*n, precision, |m| format!("{m:x}")), alt, "0x"),
-            true,
-        ),
-        ('X', PyValue::Int(n)) => (
-            with_prefix(int_digits(*n, precision, |m| format!("{m:X}")), alt, "0X"),
-            true,
-        ),
-        ('o', PyValue::Int(n)) => (
-            with_prefix(int_digits(*n, precision, |m| format!("{m:o}")), alt, "0o"),
-            true,
-        ),
+        ('x', PyValue::Int(n)) => {
+            (with_prefix(int_digits(*n, precision, |m| format!("{m:x}")), alt, "0x"), true)
+        }
+        ('X', PyValue::Int(n)) => {
+            (with_prefix(int_digits(*n, precision, |m| format!("{m:X}")), alt, "0X"), true)
+        }
+        ('o', PyValue::Int(n)) => {
+            (with_prefix(int_digits(*n, precision, |m| format!("{m:o}")), alt, "0o"), true)
+        }
         ('f' | 'F', PyValue::Int(n)) => (format!("{:.*}", precision.unwrap_or(6), *n as f64), true),
         ('d' | 'i' | 'u', _) => {
             return Err(FormatError::Bad(format!(
@@ -228,15 +211,9 @@ fn convert(
             )))
         }
         ('x' | 'X' | 'o', _) => {
-            return Err(FormatError::Bad(format!(
-                "%{conv} format: an integer is required, not {type_name}"
-            )))
+            return Err(FormatError::Bad(format!("%{conv} format: an integer is required, not {type_name}")))
         }
-        _ => {
-            return Err(FormatError::Bad(format!(
-                "must be real number, not {type_name}"
-            )))
-        }
+        _ => return Err(FormatError::Bad(format!("must be real number, not {type_name}"))),
     })
 }
 
@@ -283,8 +260,7 @@ fn pad(s: &str, width: usize, left: bool, zero: bool) -> String {
         let sign_len = s
             .find(|c: char| c.is_ascii_alphanumeric())
             .map(|p| {
-                if s[p..].starts_with("0x") || s[p..].starts_with("0X") || s[p..].starts_with("0o")
-                {
+                if s[p..].starts_with("0x") || s[p..].starts_with("0X") || s[p..].starts_with("0o") {
                     p + 2
                 } else {
                     p
@@ -336,14 +312,8 @@ mod tests {
         };
         assert_eq!(bad("50%"), "incomplete format");
         assert_eq!(bad("%(a"), "incomplete format key");
-        assert_eq!(
-            bad("%(a)z"),
-            "unsupported format character 'z' (0x7a) at index 4"
-        );
-        assert_eq!(
-            bad("%(a)d"),
-            "%d format: a real number is required, not str"
-        );
+        assert_eq!(bad("%(a)z"), "unsupported format character 'z' (0x7a) at index 4");
+        assert_eq!(bad("%(a)d"), "%d format: a real number is required, not str");
         assert_eq!(fmt("%(nope)s"), Err(FormatError::MissingKey("nope".into())));
     }
 
@@ -360,10 +330,7 @@ mod tests {
         assert_eq!(py_int(" 42 "), Ok(42));
         assert_eq!(py_int("-3"), Ok(-3));
         assert_eq!(py_int("1_000"), Ok(1000));
-        assert_eq!(
-            py_int("abc"),
-            Err("invalid literal for int() with base 10: 'abc'".to_string())
-        );
+        assert_eq!(py_int("abc"), Err("invalid literal for int() with base 10: 'abc'".to_string()));
         assert!(py_int("").is_err());
         assert!(py_int("1.5").is_err());
     }

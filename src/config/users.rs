@@ -13,11 +13,9 @@ const USER_EXPECTED: &str = "an existing user name or uid";
 pub fn resolve_user(spec: &str) -> Result<User, BadValue> {
     let entry = match py_int(spec) {
         Ok(n) => {
-            let found = u32::try_from(n).ok().and_then(|uid| {
-                nix::unistd::User::from_uid(Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-            });
+            let found = u32::try_from(n)
+                .ok()
+                .and_then(|uid| nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten());
             found.ok_or_else(|| BadValue::new(format!("Invalid user id {spec}"), USER_EXPECTED))?
         }
         Err(_) => nix::unistd::User::from_name(spec)
@@ -38,12 +36,7 @@ fn resolve_group(spec: &str) -> Result<u32, String> {
     match py_int(spec) {
         Ok(n) => u32::try_from(n)
             .ok()
-            .filter(|gid| {
-                Group::from_gid(Gid::from_raw(*gid))
-                    .ok()
-                    .flatten()
-                    .is_some()
-            })
+            .filter(|gid| Group::from_gid(Gid::from_raw(*gid)).ok().flatten().is_some())
             .ok_or_else(|| format!("Invalid group id {spec}")),
         Err(_) => Group::from_name(spec)
             .ok()
@@ -74,10 +67,7 @@ mod tests {
     #[test]
     fn resolves_root_and_nobody() {
         let root = resolve_user("root").unwrap();
-        assert_eq!(
-            (root.uid, root.gid, root.name.as_deref()),
-            (0, 0, Some("root"))
-        );
+        assert_eq!((root.uid, root.gid, root.name.as_deref()), (0, 0, Some("root")));
         let by_id = resolve_user("0").unwrap();
         assert_eq!(by_id.uid, 0);
         assert_eq!(by_id.spec, "0");
@@ -87,14 +77,8 @@ mod tests {
 
     #[test]
     fn unknown_users_are_errors() {
-        assert_eq!(
-            resolve_user("no_such_user_zz").unwrap_err().message,
-            "Invalid user name no_such_user_zz"
-        );
-        assert_eq!(
-            resolve_user("4000000").unwrap_err().message,
-            "Invalid user id 4000000"
-        );
+        assert_eq!(resolve_user("no_such_user_zz").unwrap_err().message, "Invalid user name no_such_user_zz");
+        assert_eq!(resolve_user("4000000").unwrap_err().message, "Invalid user id 4000000");
     }
 
     #[test]

@@ -17,10 +17,7 @@ pub struct BadValue {
 impl BadValue {
     /// A new error.
     pub fn new(message: impl Into<String>, expected: &'static str) -> Self {
-        BadValue {
-            message: message.into(),
-            expected,
-        }
+        BadValue { message: message.into(), expected }
     }
 }
 
@@ -90,19 +87,13 @@ pub fn byte_size(s: &str) -> ValueResult<u64> {
 /// supervisord's `octal_type` (`022`, `0700`, `0o22`).
 pub fn octal(s: &str) -> ValueResult<u32> {
     let t = s.trim();
-    let digits = t
-        .strip_prefix("0o")
-        .or_else(|| t.strip_prefix("0O"))
-        .unwrap_or(t);
+    let digits = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")).unwrap_or(t);
     if !digits.is_empty() && digits.chars().all(|c| ('0'..='7').contains(&c)) {
         if let Ok(v) = u32::from_str_radix(digits, 8) {
             return Ok(v);
         }
     }
-    Err(BadValue::new(
-        format!("{s} can not be converted to an octal type"),
-        "an octal number such as 022",
-    ))
+    Err(BadValue::new(format!("{s} can not be converted to an octal type"), "an octal number such as 022"))
 }
 
 /// Python's `signal` module names and numbers on Linux (what supervisord
@@ -159,11 +150,7 @@ pub fn signal_number(s: &str) -> ValueResult<i32> {
         Ok(n) => n,
         Err(_) => {
             let upper = s.trim().to_uppercase();
-            let name = if upper.starts_with("SIG") {
-                upper
-            } else {
-                format!("SIG{upper}")
-            };
+            let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
             match SIGNALS.iter().find(|(n, _)| *n == name) {
                 Some((_, n)) => i64::from(*n),
                 None => {
@@ -177,10 +164,7 @@ pub fn signal_number(s: &str) -> ValueResult<i32> {
     };
     match SIGNALS.iter().find(|(_, n)| i64::from(*n) == num) {
         Some((_, n)) => Ok(*n),
-        None => Err(BadValue::new(
-            format!("value {} is not a valid signal number", py_repr(s)),
-            EXPECTED,
-        )),
+        None => Err(BadValue::new(format!("value {} is not a valid signal number", py_repr(s)), EXPECTED)),
     }
 }
 
@@ -250,11 +234,7 @@ pub fn process_or_group_name(s: &str) -> ValueResult<String> {
     for c in [' ', ':', '/'] {
         if t.contains(c) {
             return Err(BadValue::new(
-                format!(
-                    "Invalid name: {} because of character: {}",
-                    py_repr(s),
-                    py_repr(&c.to_string())
-                ),
+                format!("Invalid name: {} because of character: {}", py_repr(s), py_repr(&c.to_string())),
                 "a name without spaces, ':' or '/'",
             ));
         }
@@ -268,16 +248,10 @@ pub fn inet_address(s: &str) -> ValueResult<(String, u16)> {
     let port_number = |p: &str| -> ValueResult<u16> {
         let n = py_int(p).map_err(|m| BadValue::new(m, EXPECTED))?;
         if n < 1 {
-            return Err(BadValue::new(
-                format!("{n} is below lower bound (1)"),
-                EXPECTED,
-            ));
+            return Err(BadValue::new(format!("{n} is below lower bound (1)"), EXPECTED));
         }
         if n > 0xffff {
-            return Err(BadValue::new(
-                format!("{n} is above upper bound (65535)"),
-                EXPECTED,
-            ));
+            return Err(BadValue::new(format!("{n} is above upper bound (65535)"), EXPECTED));
         }
         Ok(n as u16)
     };
@@ -289,12 +263,8 @@ pub fn inet_address(s: &str) -> ValueResult<(String, u16)> {
             (host.to_lowercase(), port_number(p)?)
         }
         None => {
-            let port = port_number(s).map_err(|_| {
-                BadValue::new(
-                    format!("not a valid port number: {} ", py_repr(s)),
-                    EXPECTED,
-                )
-            })?;
+            let port = port_number(s)
+                .map_err(|_| BadValue::new(format!("not a valid port number: {} ", py_repr(s)), EXPECTED))?;
             (String::new(), port)
         }
     };
@@ -305,17 +275,13 @@ pub fn inet_address(s: &str) -> ValueResult<(String, u16)> {
 /// Python's non-POSIX `shlex` lexes it, with supervisord's quirks (the token
 /// after each `K=V` is skipped unchecked; outer quotes are stripped).
 pub fn key_value_pairs(s: &str) -> ValueResult<Vec<(String, String)>> {
-    const EXPECTED: &str =
-        "KEY=value pairs separated by commas, values with spaces or commas quoted";
+    const EXPECTED: &str = "KEY=value pairs separated by commas, values with spaces or commas quoted";
     let tokens = shlex_tokens(s).map_err(|m| BadValue::new(m, EXPECTED))?;
     let mut out: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         if i + 2 >= tokens.len() || tokens[i + 1] != "=" {
-            return Err(BadValue::new(
-                format!("Unexpected end of key/value pairs in value '{s}'"),
-                EXPECTED,
-            ));
+            return Err(BadValue::new(format!("Unexpected end of key/value pairs in value '{s}'"), EXPECTED));
         }
         let key = tokens[i].clone();
         let value = tokens[i + 2].trim_matches(['\'', '"']).to_string();
@@ -401,9 +367,7 @@ pub fn memory_size(s: &str) -> ValueResult<Option<u64>> {
     if lower == "infinity" || lower == "max" {
         return Ok(None);
     }
-    let body = lower
-        .strip_suffix('b')
-        .filter(|b| b.ends_with(['k', 'm', 'g', 't']));
+    let body = lower.strip_suffix('b').filter(|b| b.ends_with(['k', 'm', 'g', 't']));
     let body = body.unwrap_or(&lower);
     let (digits, shift) = match body.chars().last() {
         Some('k') => (&body[..body.len() - 1], 10),
@@ -425,11 +389,7 @@ pub fn cpu_quota(s: &str) -> ValueResult<u32> {
     const EXPECTED: &str = "a percentage of one CPU ending in %, e.g. 50% or 150%";
     let t = s.trim();
     let bad = || BadValue::new(format!("invalid CPU quota {}", py_repr(s)), EXPECTED);
-    let digits = t
-        .strip_suffix("%%")
-        .or_else(|| t.strip_suffix('%'))
-        .ok_or_else(bad)?
-        .trim_end();
+    let digits = t.strip_suffix("%%").or_else(|| t.strip_suffix('%')).ok_or_else(bad)?.trim_end();
     match digits.parse::<u32>() {
         Ok(n) if n >= 1 && digits.chars().all(|c| c.is_ascii_digit()) => Ok(n),
         _ => Err(bad()),
@@ -443,10 +403,7 @@ pub fn weight(s: &str) -> ValueResult<u32> {
     if (1..=10000).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(BadValue::new(
-            format!("weight {n} is out of range"),
-            EXPECTED,
-        ))
+        Err(BadValue::new(format!("weight {n} is out of range"), EXPECTED))
     }
 }
 
@@ -472,10 +429,7 @@ pub fn oom_score_adj(s: &str) -> ValueResult<i32> {
     if (-1000..=1000).contains(&n) {
         Ok(n as i32)
     } else {
-        Err(BadValue::new(
-            format!("oom_score_adj {n} is out of range"),
-            EXPECTED,
-        ))
+        Err(BadValue::new(format!("oom_score_adj {n} is out of range"), EXPECTED))
     }
 }
 
@@ -518,14 +472,8 @@ mod tests {
         assert_eq!(byte_size("2GB"), Ok(2 * 1024 * 1024 * 1024));
         assert_eq!(byte_size("0"), Ok(0));
         assert_eq!(byte_size("300"), Ok(300));
-        assert_eq!(
-            msg(byte_size("5.5MB")),
-            "invalid literal for int() with base 10: '5.5'"
-        );
-        assert_eq!(
-            msg(byte_size("10K")),
-            "invalid literal for int() with base 10: '10k'"
-        );
+        assert_eq!(msg(byte_size("5.5MB")), "invalid literal for int() with base 10: '5.5'");
+        assert_eq!(msg(byte_size("10K")), "invalid literal for int() with base 10: '10k'");
     }
 
     #[test]
@@ -533,10 +481,7 @@ mod tests {
         assert_eq!(octal("022"), Ok(0o22));
         assert_eq!(octal("0700"), Ok(0o700));
         assert_eq!(octal("700"), Ok(0o700));
-        assert_eq!(
-            msg(octal("089")),
-            "089 can not be converted to an octal type"
-        );
+        assert_eq!(msg(octal("089")), "089 can not be converted to an octal type");
     }
 
     #[test]
@@ -546,24 +491,15 @@ mod tests {
         assert_eq!(signal_number(" hup "), Ok(1));
         assert_eq!(signal_number("9"), Ok(9));
         assert_eq!(signal_number("RTMIN"), Ok(34));
-        assert_eq!(
-            msg(signal_number("FOO")),
-            "value 'FOO' is not a valid signal name"
-        );
-        assert_eq!(
-            msg(signal_number("35")),
-            "value '35' is not a valid signal number"
-        );
+        assert_eq!(msg(signal_number("FOO")), "value 'FOO' is not a valid signal name");
+        assert_eq!(msg(signal_number("35")), "value '35' is not a valid signal number");
     }
 
     #[test]
     fn exit_codes() {
         assert_eq!(exitcodes("0,2"), Ok(vec![0, 2]));
         assert_eq!(exitcodes(" 1 , 255"), Ok(vec![1, 255]));
-        assert_eq!(
-            msg(exitcodes("0,256")),
-            "not a valid list of exit codes: '0,256'"
-        );
+        assert_eq!(msg(exitcodes("0,256")), "not a valid list of exit codes: '0,256'");
         assert_eq!(msg(exitcodes("a")), "not a valid list of exit codes: 'a'");
     }
 
@@ -572,27 +508,18 @@ mod tests {
         assert_eq!(auto_restart("unexpected"), Ok(AutoRestart::Unexpected));
         assert_eq!(auto_restart("TRUE"), Ok(AutoRestart::Always));
         assert_eq!(auto_restart("off"), Ok(AutoRestart::Never));
-        assert_eq!(
-            msg(auto_restart("Maybe")),
-            "invalid 'autorestart' value 'maybe'"
-        );
+        assert_eq!(msg(auto_restart("Maybe")), "invalid 'autorestart' value 'maybe'");
     }
 
     #[test]
     fn names() {
         assert_eq!(process_or_group_name(" web "), Ok("web".to_string()));
-        assert_eq!(
-            msg(process_or_group_name("a:b")),
-            "Invalid name: 'a:b' because of character: ':'"
-        );
+        assert_eq!(msg(process_or_group_name("a:b")), "Invalid name: 'a:b' because of character: ':'");
     }
 
     #[test]
     fn inet_addresses() {
-        assert_eq!(
-            inet_address("127.0.0.1:9001"),
-            Ok(("127.0.0.1".into(), 9001))
-        );
+        assert_eq!(inet_address("127.0.0.1:9001"), Ok(("127.0.0.1".into(), 9001)));
         assert_eq!(inet_address("*:9001"), Ok((String::new(), 9001)));
         assert_eq!(inet_address(":9001"), Ok((String::new(), 9001)));
         assert_eq!(inet_address("9001"), Ok((String::new(), 9001)));
@@ -607,33 +534,19 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn environment_quirks() {
-        assert_eq!(
-            kv("A=\"1,2\",B='x y',C=plain"),
-            pairs(&[("A", "1,2"), ("B", "x y"), ("C", "plain")])
-        );
+        assert_eq!(kv("A=\"1,2\",B='x y',C=plain"), pairs(&[("A", "1,2"), ("B", "x y"), ("C", "plain")]));
         assert_eq!(kv("K=a b"), pairs(&[("K", "a")]));
         assert_eq!(kv("A=$HOME"), pairs(&[("A", "$")]));
         assert_eq!(kv("K=\"\""), pairs(&[("K", "")]));
-        assert_eq!(
-            kv("PATH=/usr/bin:/bin,X=1"),
-            pairs(&[("PATH", "/usr/bin:/bin"), ("X", "1")])
-        );
+        assert_eq!(kv("PATH=/usr/bin:/bin,X=1"), pairs(&[("PATH", "/usr/bin:/bin"), ("X", "1")]));
         assert_eq!(kv(""), vec![]);
-        assert_eq!(
-            msg(key_value_pairs("A=1 B=2")),
-            "Unexpected end of key/value pairs in value 'A=1 B=2'"
-        );
-        assert_eq!(
-            msg(key_value_pairs("A=1,,B=2")),
-            "Unexpected end of key/value pairs in value 'A=1,,B=2'"
-        );
+        assert_eq!(msg(key_value_pairs("A=1 B=2")), "Unexpected end of key/value pairs in value 'A=1 B=2'");
+        assert_eq!(msg(key_value_pairs("A=1,,B=2")), "Unexpected end of key/value pairs in value 'A=1,,B=2'");
         assert_eq!(msg(key_value_pairs("A='x")), "No closing quotation");
     }
 
@@ -665,10 +578,7 @@ mod tests {
         assert_eq!(tasks_max("infinity"), Ok(None));
         assert_eq!(msg(tasks_max("0")), "tasks_max 0 is below 1");
         assert_eq!(oom_score_adj("-1000"), Ok(-1000));
-        assert_eq!(
-            msg(oom_score_adj("1001")),
-            "oom_score_adj 1001 is out of range"
-        );
+        assert_eq!(msg(oom_score_adj("1001")), "oom_score_adj 1001 is out of range");
         assert_eq!(kill_mode("Group"), Ok(KillMode::Group));
         assert_eq!(msg(kill_mode("all")), "invalid 'kill_mode' value 'all'");
     }

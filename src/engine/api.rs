@@ -297,24 +297,8 @@ pub struct ConfigDiff {
     pub removed: Vec<String>,
 }
 
-/// Output channel of a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// stdout
-    Stdout,
-    /// stderr
-    Stderr,
-}
-
-impl Channel {
-    /// `stdout` or `stderr`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Channel::Stdout => "stdout",
-            Channel::Stderr => "stderr",
-        }
-    }
-}
+/// Output channel of a process (shared with the log readers).
+pub use crate::logs::Channel;
 
 /// Facts about the daemon itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use super::info;
 use super::output::Output;
 use super::state::{Action, Clock, Event, Level, Machine, ProcessState, Transition};
 use crate::config::{Config, GroupConfig, ProcessConfig};
+use crate::logs::main_log::{ClearError, MainLogHandle};
 use crate::spawn::{self, command};
 
 /// Identifies a process inside the engine (stable across group changes).
@@ -82,6 +83,7 @@ pub struct Engine {
     base_env: Vec<(OsString, OsString)>,
     daemon_path: Option<String>,
     cgroup_mode: String,
+    main_log: Option<MainLogHandle>,
 }
 
 fn wall_now() -> i64 {
@@ -94,7 +96,7 @@ fn clock() -> Clock {
 
 impl Engine {
     /// Create an engine for `config`; `loader` re-reads the configuration file.
-    pub fn new(config: Config, loader: Loader) -> (Engine, Handle) {
+    pub fn new(config: Config, loader: Loader, main_log: Option<MainLogHandle>) -> (Engine, Handle) {
         let (tx, rx) = mpsc::channel(256);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
@@ -113,6 +115,7 @@ impl Engine {
             base_env,
             daemon_path,
             cgroup_mode: "none".into(),
+            main_log,
         };
         (engine, Handle::new(tx))
     }
@@ -170,7 +173,13 @@ impl Engine {
             let output = Output::new(&self.config, pcfg);
             self.procs.insert(
                 id,
-                Proc { group: cfg.name.clone(), cfg: pcfg.clone(), machine: Machine::new(), armed: None, output },
+                Proc {
+                    group: cfg.name.clone(),
+                    cfg: pcfg.clone(),
+                    machine: Machine::new(),
+                    armed: None,
+                    output,
+                },
             );
             members.push(id);
         }
@@ -191,7 +200,8 @@ impl Engine {
             let members = self.groups[&g].members.clone();
             for id in members {
                 let p = &self.procs[&id];
-                if p.cfg.autostart && !p.machine.ever_started() && p.machine.state() == ProcessState::Stopped {
+                if p.cfg.autostart && !p.machine.ever_started() && p.machine.state() == ProcessState::Stopped
+                {
                     self.feed(id, Event::Start);
                 }
             }
@@ -477,7 +487,17 @@ impl Engine {
                 let _ = r.send(res);
             }
             Command::ClearMainLog(r) => {
-                let _ = r.send(crate::logs::clear_main_log().map_err(|e| Fault::new(FaultCode::Failed, e)));
+                let res = match &self.main_log {
+                    None => Err(Fault::new(FaultCode::NoFile, "None")),
+                    Some(h) => h.clear().map_err(|e| match e {
+                        ClearError::NoFile => Fault::new(
+                            FaultCode::NoFile,
+                            h.path().map(|p| p.display().to_string()).unwrap_or_else(|| "None".into()),
+                        ),
+                        ClearError::Failed(e) => Fault::new(FaultCode::Failed, e.to_string()),
+                    }),
+                };
+                let _ = r.send(res);
             }
             Command::SendStdin(spec, data, r) => {
                 let res = self.check_mood().and_then(|_| self.find(&spec)).and_then(|id| {
@@ -496,7 +516,11 @@ impl Engine {
             }
             Command::ReopenLogs => {
                 tracing::info!("received SIGUSR2 indicating log reopen request");
-                crate::logs::reopen_main_log();
+                if let Some(h) = &self.main_log {
+                    if let Err(e) = h.reopen() {
+                        tracing::warn!("{e}");
+                    }
+                }
                 for p in self.procs.values_mut() {
                     p.output.reopen();
                 }
@@ -538,7 +562,11 @@ impl Engine {
                 let grp = self.groups.get(g).ok_or_else(|| Fault::new(FaultCode::BadName, g.clone()))?;
                 Ok(self.sorted_members(grp))
             }
-            Target::All => Ok(self.groups_in_priority().iter().flat_map(|g| self.sorted_members(&self.groups[g])).collect()),
+            Target::All => Ok(self
+                .groups_in_priority()
+                .iter()
+                .flat_map(|g| self.sorted_members(&self.groups[g]))
+                .collect()),
         }
     }
 
@@ -582,7 +610,12 @@ impl Engine {
         Ok(!wait || p.machine.state() == ProcessState::Running)
     }
 
-    fn cmd_start(&mut self, target: Target, wait: bool, reply: oneshot::Sender<Result<Vec<OpResult>, Fault>>) {
+    fn cmd_start(
+        &mut self,
+        target: Target,
+        wait: bool,
+        reply: oneshot::Sender<Result<Vec<OpResult>, Fault>>,
+    ) {
         if let Err(f) = self.check_mood() {
             let _ = reply.send(Err(f));
             return;
@@ -595,7 +628,8 @@ impl Engine {
             }
         };
         let single = matches!(target, Target::Process { .. });
-        let mut waiter = Waiter { kind: WaitKind::Start, single, pending: vec![], results: vec![], reply: None };
+        let mut waiter =
+            Waiter { kind: WaitKind::Start, single, pending: vec![], results: vec![], reply: None };
         for id in ids {
             if !single && self.procs[&id].machine.state().is_running() {
                 continue;
@@ -628,7 +662,8 @@ impl Engine {
             }
         };
         let single = matches!(target, Target::Process { .. });
-        let mut waiter = Waiter { kind: WaitKind::Stop, single, pending: vec![], results: vec![], reply: None };
+        let mut waiter =
+            Waiter { kind: WaitKind::Stop, single, pending: vec![], results: vec![], reply: None };
         // Stop in reverse priority order, as supervisord's stop_all.
         for id in ids.into_iter().rev() {
             let state = self.procs[&id].machine.state();
@@ -685,7 +720,9 @@ impl Engine {
             }
             let outcome = match signum {
                 None => Err(Fault::new(FaultCode::BadSignal, sig.to_string())),
-                Some(_) if !state.is_signallable() => Err(Fault::new(FaultCode::NotRunning, self.namespec(id))),
+                Some(_) if !state.is_signallable() => {
+                    Err(Fault::new(FaultCode::NotRunning, self.namespec(id)))
+                }
                 Some(n) => match self.send_signal(id, n, false) {
                     None => Ok(()),
                     Some(Event::SignalError(msg)) => Err(Fault::new(FaultCode::Failed, msg)),
@@ -833,7 +870,10 @@ impl Engine {
                 });
                 let (stdout_logfile, stderr_logfile) = match live {
                     Some(p) => (p.output.log_name(Channel::Stdout), p.output.log_name(Channel::Stderr)),
-                    None => (info::configured_log_name(&pcfg.stdout.logfile), info::configured_log_name(&pcfg.stderr.logfile)),
+                    None => (
+                        info::configured_log_name(&pcfg.stdout.logfile),
+                        info::configured_log_name(&pcfg.stderr.logfile),
+                    ),
                 };
                 v.push(ConfigInfo {
                     group: g.name.clone(),

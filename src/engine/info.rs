@@ -20,7 +20,15 @@ pub fn format_uptime(secs: i64) -> String {
 }
 
 /// supervisord's `description` for a process in `state`.
-pub fn description(name: &str, state: ProcessState, pid: u32, start: i64, stop: i64, now: i64, spawnerr: &str) -> String {
+pub fn description(
+    name: &str,
+    state: ProcessState,
+    pid: u32,
+    start: i64,
+    stop: i64,
+    now: i64,
+    spawnerr: &str,
+) -> String {
     match state {
         ProcessState::Running => format!("pid {pid}, uptime {}", format_uptime(now - start)),
         ProcessState::Fatal | ProcessState::Backoff => {
@@ -45,7 +53,13 @@ pub fn description(name: &str, state: ProcessState, pid: u32, start: i64, stop: 
 }
 
 /// The info struct of one process.
-pub(crate) fn process_info(group: &str, cfg: &ProcessConfig, m: &Machine, out: &Output, now: i64) -> ProcessInfo {
+pub(crate) fn process_info(
+    group: &str,
+    cfg: &ProcessConfig,
+    m: &Machine,
+    out: &Output,
+    now: i64,
+) -> ProcessInfo {
     let path = |c| out.path(c).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let state = m.state();
     ProcessInfo {
@@ -91,10 +105,21 @@ mod tests {
 
     #[test]
     fn descriptions_per_state() {
-        assert_eq!(description("x", ProcessState::Running, 7882, 100, 0, 119, ""), "pid 7882, uptime 0:00:19");
+        assert_eq!(
+            description("x", ProcessState::Running, 7882, 100, 0, 119, ""),
+            "pid 7882, uptime 0:00:19"
+        );
         assert_eq!(description("x", ProcessState::Fatal, 0, 1, 2, 3, ""), "unknown error (try \"tail x\")");
         assert_eq!(
-            description("x", ProcessState::Backoff, 0, 1, 2, 3, "Exited too quickly (process log may have details)"),
+            description(
+                "x",
+                ProcessState::Backoff,
+                0,
+                1,
+                2,
+                3,
+                "Exited too quickly (process log may have details)"
+            ),
             "Exited too quickly (process log may have details)"
         );
         assert_eq!(description("x", ProcessState::Stopped, 0, 0, 0, 3, ""), "Not started");
@@ -106,6 +131,10 @@ mod tests {
     fn regex_like_time(s: &str) -> bool {
         // e.g. "Nov 25 01:23 PM"
         let b = s.as_bytes();
-        s.len() == 15 && b[3] == b' ' && b[6] == b' ' && b[9] == b':' && (s.ends_with("AM") || s.ends_with("PM"))
+        s.len() == 15
+            && b[3] == b' '
+            && b[6] == b' '
+            && b[9] == b':'
+            && (s.ends_with("AM") || s.ends_with("PM"))
     }
 }

@@ -23,19 +23,28 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(cfg: &Config, p: &ProcessConfig, channel: Channel, logfile: &LogFile, maxbytes: u64, backups: u32) -> Sink {
+    fn new(
+        cfg: &Config,
+        p: &ProcessConfig,
+        channel: Channel,
+        logfile: &LogFile,
+        maxbytes: u64,
+        backups: u32,
+    ) -> Sink {
         let sd = &cfg.supervisord;
         let (path, auto) = match logfile {
             LogFile::None => (None, false),
             LogFile::Path(p) => (Some(p.clone()), false),
             // AUTO logs exist (empty) from group creation, as supervisord's.
-            LogFile::Auto => match crate::logs::auto::auto_log_path(&sd.childlogdir, &p.name, channel, &sd.identifier) {
-                Ok(path) => (Some(path), true),
-                Err(e) => {
-                    tracing::error!("cannot create AUTO {} log for {}: {e}", channel.as_str(), p.name);
-                    (None, true)
+            LogFile::Auto => {
+                match crate::logs::auto::auto_log_path(&sd.childlogdir, &p.name, channel, &sd.identifier) {
+                    Ok(path) => (Some(path), true),
+                    Err(e) => {
+                        tracing::error!("cannot create AUTO {} log for {}: {e}", channel.as_str(), p.name);
+                        (None, true)
+                    }
                 }
-            },
+            }
         };
         let mut sink = Sink { path, auto, maxbytes, backups, file: None };
         if sink.auto {
@@ -70,7 +79,8 @@ pub(crate) struct Output {
 impl Output {
     /// Prepare the sinks of a process (AUTO files are created now).
     pub fn new(cfg: &Config, p: &ProcessConfig) -> Output {
-        let stdout = Sink::new(cfg, p, Channel::Stdout, &p.stdout.logfile, p.stdout.maxbytes, p.stdout.backups);
+        let stdout =
+            Sink::new(cfg, p, Channel::Stdout, &p.stdout.logfile, p.stdout.maxbytes, p.stdout.backups);
         // With redirect_stderr the stderr log is never created.
         let stderr = if p.redirect_stderr {
             Sink::default()
@@ -88,7 +98,14 @@ impl Output {
     }
 
     /// Start reader tasks for a freshly spawned child.
-    pub fn attach(&mut self, p: &ProcessConfig, _pid: u32, stdout: OwnedFd, stderr: Option<OwnedFd>, stdin: OwnedFd) {
+    pub fn attach(
+        &mut self,
+        p: &ProcessConfig,
+        _pid: u32,
+        stdout: OwnedFd,
+        stderr: Option<OwnedFd>,
+        stdin: OwnedFd,
+    ) {
         let mut readers = vec![(Channel::Stdout, stdout, self.stdout.open(), &p.stdout)];
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), &p.stderr));

@@ -627,11 +627,16 @@ mod tests {
             if attempt < 3 {
                 let before = t.now;
                 let a = t.fire();
-                assert_eq!(t.now - before, Duration::from_secs(attempt as u64), "backoff grows by one second");
+                assert_eq!(
+                    t.now - before,
+                    Duration::from_secs(attempt as u64),
+                    "backoff grows by one second"
+                );
                 seen.extend(states(&a));
                 assert!(a.contains(&Action::Spawn));
             } else {
-                assert!(logs(&a).contains(&"gave up: p entered FATAL state, too many start retries too quickly".into()));
+                assert!(logs(&a)
+                    .contains(&"gave up: p entered FATAL state, too many start retries too quickly".into()));
             }
         }
         assert_eq!(
@@ -867,7 +872,10 @@ mod tests {
     fn exit_text_matches_supervisord() {
         assert_eq!(ExitStatus::Code(3).describe(), "exit status 3");
         assert_eq!(ExitStatus::Signal { signal: 15, core: false }.describe(), "terminated by SIGTERM");
-        assert_eq!(ExitStatus::Signal { signal: 11, core: true }.describe(), "terminated by SIGSEGV (core dumped)");
+        assert_eq!(
+            ExitStatus::Signal { signal: 11, core: true }.describe(),
+            "terminated by SIGSEGV (core dumped)"
+        );
     }
 
     #[test]

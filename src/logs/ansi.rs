@@ -97,10 +97,7 @@ mod tests {
 
     #[test]
     fn strips_colour_and_cursor_sequences() {
-        assert_eq!(
-            strip_all(&[b"\x1b[1;31mred\x1b[0m plain \x1b[2Jcleared\n"]),
-            b"red plain cleared\n"
-        );
+        assert_eq!(strip_all(&[b"\x1b[1;31mred\x1b[0m plain \x1b[2Jcleared\n"]), b"red plain cleared\n");
     }
 
     #[test]

@@ -49,9 +49,7 @@ pub enum AutoLogError {
 
 fn random_part() -> String {
     let mut rng = rand::rng();
-    (0..RANDOM_LEN)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..RANDOM_LEN).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Creates a new, empty AUTO log file for `process_name`'s `channel` and
@@ -64,32 +62,15 @@ pub fn auto_log_path(
 ) -> Result<PathBuf, AutoLogError> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..ATTEMPTS {
-        let name = format!(
-            "{process_name}-{}---{identifier}-{}.log",
-            channel.as_str(),
-            random_part()
-        );
+        let name = format!("{process_name}-{}---{identifier}-{}.log", channel.as_str(), random_part());
         let path = childlogdir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
             Ok(_) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-            Err(source) => {
-                return Err(AutoLogError::Create {
-                    dir: childlogdir.to_path_buf(),
-                    source,
-                })
-            }
+            Err(source) => return Err(AutoLogError::Create { dir: childlogdir.to_path_buf(), source }),
         }
     }
-    Err(AutoLogError::Create {
-        dir: childlogdir.to_path_buf(),
-        source: last,
-    })
+    Err(AutoLogError::Create { dir: childlogdir.to_path_buf(), source: last })
 }
 
 /// Whether `name` matches supervisord's `re.match(r'.+?---ID-\S+\.log\.{0,1}\d{0,4}')`.
@@ -125,10 +106,7 @@ pub fn cleanup_auto_logs(
     childlogdir: &Path,
     identifier: &str,
 ) -> Result<Vec<(PathBuf, io::Error)>, AutoLogError> {
-    let list_err = |source| AutoLogError::List {
-        dir: childlogdir.to_path_buf(),
-        source,
-    };
+    let list_err = |source| AutoLogError::List { dir: childlogdir.to_path_buf(), source };
     let mut failures = Vec::new();
     for entry in std::fs::read_dir(childlogdir).map_err(list_err)? {
         let entry = entry.map_err(list_err)?;
@@ -151,8 +129,7 @@ mod tests {
     #[test]
     fn auto_name_shape_and_empty_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p =
-            auto_log_path(dir.path(), "sleeper", Channel::Stdout, "supervisor").expect("create");
+        let p = auto_log_path(dir.path(), "sleeper", Channel::Stdout, "supervisor").expect("create");
         let name = p.file_name().and_then(|n| n.to_str()).expect("name");
         let random = name
             .strip_prefix("sleeper-stdout---supervisor-")
@@ -161,20 +138,14 @@ mod tests {
         assert_eq!(random.len(), 8);
         assert!(random.bytes().all(|b| ALPHABET.contains(&b)), "{random}");
         assert_eq!(std::fs::metadata(&p).expect("exists").len(), 0);
-        let q =
-            auto_log_path(dir.path(), "sleeper", Channel::Stderr, "supervisor").expect("create");
+        let q = auto_log_path(dir.path(), "sleeper", Channel::Stderr, "supervisor").expect("create");
         assert!(q.to_string_lossy().contains("sleeper-stderr---supervisor-"));
         assert_ne!(p, q);
     }
 
     #[test]
     fn auto_name_in_missing_dir_is_an_error() {
-        let r = auto_log_path(
-            Path::new("/nonexistent-corral-dir"),
-            "x",
-            Channel::Stdout,
-            "supervisor",
-        );
+        let r = auto_log_path(Path::new("/nonexistent-corral-dir"), "x", Channel::Stdout, "supervisor");
         assert!(matches!(r, Err(AutoLogError::Create { .. })));
     }
 

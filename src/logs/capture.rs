@@ -129,12 +129,8 @@ impl<T: Clone> Pipeline<T> {
     fn new(cfg: ReaderConfig<T>) -> Pipeline<T> {
         Pipeline {
             stripper: cfg.strip_ansi.then(AnsiStripper::new),
-            parser: (cfg.capture_maxbytes > 0).then(|| {
-                (
-                    CaptureParser::new(),
-                    CaptureBuffer::new(cfg.capture_maxbytes),
-                )
-            }),
+            parser: (cfg.capture_maxbytes > 0)
+                .then(|| (CaptureParser::new(), CaptureBuffer::new(cfg.capture_maxbytes))),
             pending: Vec::new(),
             cfg,
         }
@@ -225,10 +221,7 @@ impl<T: Clone> Pipeline<T> {
             });
         }
         if let Some(name) = &self.cfg.mainlog_name {
-            tracing::debug!(
-                "'{name}' {} emitted a comm event",
-                self.cfg.channel.as_str()
-            );
+            tracing::debug!("'{name}' {} emitted a comm event", self.cfg.channel.as_str());
         }
     }
 
@@ -280,8 +273,7 @@ pub async fn read_pipe<T: Clone>(pipe: OwnedFd, cfg: ReaderConfig<T>) -> Result<
                 let n = loop {
                     // SAFETY: `buf` is a valid, exclusively borrowed buffer of
                     // `buf.len()` bytes and `fd` an open descriptor.
-                    let r =
-                        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                    let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                     if r >= 0 {
                         break r as usize;
                     }
@@ -332,14 +324,9 @@ mod tests {
     async fn copies_everything_and_ends_at_eof() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.log");
-        let file = super::super::file::RotatingFile::open(&path, 0, 0)
-            .expect("open")
-            .shared();
+        let file = super::super::file::RotatingFile::open(&path, 0, 0).expect("open").shared();
         let (r, mut w) = pipe();
-        let task = tokio::spawn(read_pipe::<()>(
-            r,
-            ReaderConfig::new(Channel::Stdout, Some(file)),
-        ));
+        let task = tokio::spawn(read_pipe::<()>(r, ReaderConfig::new(Channel::Stdout, Some(file))));
         let writer = std::thread::spawn(move || {
             for i in 0..1000 {
                 writeln!(w, "line {i}").expect("write");
@@ -367,24 +354,16 @@ mod tests {
     async fn strip_ansi_events_and_capture() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.log");
-        let file = super::super::file::RotatingFile::open(&path, 0, 0)
-            .expect("open")
-            .shared();
+        let file = super::super::file::RotatingFile::open(&path, 0, 0).expect("open").shared();
         let (tx, mut rx) = mpsc::channel(4);
         let mut cfg = ReaderConfig::new(Channel::Stdout, Some(file));
         cfg.strip_ansi = true;
         cfg.capture_maxbytes = 100;
-        cfg.events = Some(EventHook {
-            tag: 7u32,
-            tx,
-            log_events: true,
-        });
+        cfg.events = Some(EventHook { tag: 7u32, tx, log_events: true });
         let (r, mut w) = pipe();
         let task = tokio::spawn(read_pipe(r, cfg));
-        w.write_all(
-            b"\x1b[31mred\x1b[0m <!--XSUPERVISOR:BEGIN-->pay\x1b[1mload<!--XSUPERVISOR:END-->tail",
-        )
-        .expect("write");
+        w.write_all(b"\x1b[31mred\x1b[0m <!--XSUPERVISOR:BEGIN-->pay\x1b[1mload<!--XSUPERVISOR:END-->tail")
+            .expect("write");
         drop(w);
         let mut events = Vec::new();
         while let Some(ev) = rx.recv().await {

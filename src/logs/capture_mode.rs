@@ -41,10 +41,7 @@ pub struct CaptureParser {
 /// Length of the longest proper prefix of `token` that ends `data`
 /// (medusa's `find_prefix_at_end`).
 fn prefix_at_end(data: &[u8], token: &[u8]) -> usize {
-    (1..token.len())
-        .rev()
-        .find(|&l| data.ends_with(&token[..l]))
-        .unwrap_or(0)
+    (1..token.len()).rev().find(|&l| data.ends_with(&token[..l])).unwrap_or(0)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -73,11 +70,7 @@ impl CaptureParser {
 
     fn emit<'a>(&self, data: &'a [u8], out: &mut impl FnMut(Piece<'a>)) {
         if !data.is_empty() {
-            out(if self.capturing {
-                Piece::Capture(data)
-            } else {
-                Piece::Log(data)
-            });
+            out(if self.capturing { Piece::Capture(data) } else { Piece::Log(data) });
         }
     }
 
@@ -94,11 +87,7 @@ impl CaptureParser {
             &joined
         };
         loop {
-            let token = if self.capturing {
-                END_TOKEN
-            } else {
-                BEGIN_TOKEN
-            };
+            let token = if self.capturing { END_TOKEN } else { BEGIN_TOKEN };
             match find(cur, token) {
                 Some(i) => {
                     self.emit(&cur[..i], &mut out);
@@ -136,18 +125,14 @@ pub struct CaptureBuffer {
 impl CaptureBuffer {
     /// A buffer keeping at most `max` bytes.
     pub fn new(max: usize) -> CaptureBuffer {
-        CaptureBuffer {
-            max,
-            data: Vec::new(),
-        }
+        CaptureBuffer { max, data: Vec::new() }
     }
 
     /// Appends, discarding the oldest bytes beyond the bound.
     pub fn push(&mut self, bytes: &[u8]) {
         if bytes.len() >= self.max {
             self.data.clear();
-            self.data
-                .extend_from_slice(&bytes[bytes.len() - self.max..]);
+            self.data.extend_from_slice(&bytes[bytes.len() - self.max..]);
             return;
         }
         let overflow = (self.data.len() + bytes.len()).saturating_sub(self.max);
@@ -208,38 +193,21 @@ mod tests {
 
     #[test]
     fn block_in_one_chunk() {
-        let got = run(
-            &[b"before<!--XSUPERVISOR:BEGIN-->payload<!--XSUPERVISOR:END-->after\n"],
-            false,
-        );
+        let got = run(&[b"before<!--XSUPERVISOR:BEGIN-->payload<!--XSUPERVISOR:END-->after\n"], false);
         // `after\n` is logged at once (supervisord would hold it back).
-        assert_eq!(
-            got,
-            vec![log("before"), cap("payload"), Owned::End, log("after\n")]
-        );
+        assert_eq!(got, vec![log("before"), cap("payload"), Owned::End, log("after\n")]);
     }
 
     #[test]
     fn tokens_split_across_chunks() {
-        let got = run(
-            &[
-                b"x<!--XSUPER",
-                b"VISOR:BEGIN-->pa",
-                b"yload<!--XSUPERVISOR:E",
-                b"ND-->y",
-            ],
-            false,
-        );
+        let got = run(&[b"x<!--XSUPER", b"VISOR:BEGIN-->pa", b"yload<!--XSUPERVISOR:E", b"ND-->y"], false);
         assert_eq!(got, vec![log("x"), cap("payload"), Owned::End, log("y")]);
     }
 
     #[test]
     fn partial_token_is_held_only_until_disproved() {
         assert_eq!(run(&[b"abc<!--XSUP"], false), vec![log("abc")]);
-        assert_eq!(
-            run(&[b"abc<!--XSUP", b"pose\n"], false),
-            vec![log("abc<!--XSUPpose\n")]
-        );
+        assert_eq!(run(&[b"abc<!--XSUP", b"pose\n"], false), vec![log("abc<!--XSUPpose\n")]);
         // A plain `<` at the end is a possible token start, held then released.
         assert_eq!(run(&[b"a<", b"b"], false), vec![log("a<b")]);
     }
@@ -260,10 +228,7 @@ mod tests {
 
     #[test]
     fn begin_inside_capture_is_data() {
-        let got = run(
-            &[b"<!--XSUPERVISOR:BEGIN-->a<!--XSUPERVISOR:BEGIN-->b<!--XSUPERVISOR:END-->"],
-            true,
-        );
+        let got = run(&[b"<!--XSUPERVISOR:BEGIN-->a<!--XSUPERVISOR:BEGIN-->b<!--XSUPERVISOR:END-->"], true);
         assert_eq!(got, vec![cap("a<!--XSUPERVISOR:BEGIN-->b"), Owned::End]);
     }
 

@@ -125,27 +125,17 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<(), SinkError> {
     match std::fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SinkError::Rotate {
-            path: from.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(SinkError::Rotate { path: from.to_path_buf(), source }),
     }
 }
 
 impl RotatingFile {
     /// Opens (creating if needed) `path` for appending. `maxbytes == 0` never
     /// rotates; otherwise `backups` rotated files (`path.1` … `path.N`) are kept.
-    pub fn open(
-        path: impl Into<PathBuf>,
-        maxbytes: u64,
-        backups: u32,
-    ) -> Result<RotatingFile, SinkError> {
+    pub fn open(path: impl Into<PathBuf>, maxbytes: u64, backups: u32) -> Result<RotatingFile, SinkError> {
         let path = path.into();
         let (file, size, regular) =
-            open_append(&path, false).map_err(|source| SinkError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            open_append(&path, false).map_err(|source| SinkError::Open { path: path.clone(), source })?;
         Ok(RotatingFile {
             path,
             maxbytes,
@@ -240,10 +230,7 @@ impl RotatingFile {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     self.dropped += data.len() as u64;
-                    return Err(SinkError::Write {
-                        path: self.path.clone(),
-                        source,
-                    });
+                    return Err(SinkError::Write { path: self.path.clone(), source });
                 }
             }
         }
@@ -282,11 +269,8 @@ impl RotatingFile {
             }
             rename_if_exists(&self.path, &numbered(&self.path, 1))?;
         }
-        let (file, size, regular) =
-            open_append(&self.path, true).map_err(|source| SinkError::Rotate {
-                path: self.path.clone(),
-                source,
-            })?;
+        let (file, size, regular) = open_append(&self.path, true)
+            .map_err(|source| SinkError::Rotate { path: self.path.clone(), source })?;
         self.file = Some(file);
         self.size = size;
         self.regular = regular;
@@ -297,11 +281,8 @@ impl RotatingFile {
     /// appending to whatever file is there now.
     pub fn reopen(&mut self) -> Result<(), SinkError> {
         self.file = None;
-        let (file, size, regular) =
-            open_append(&self.path, false).map_err(|source| SinkError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
+        let (file, size, regular) = open_append(&self.path, false)
+            .map_err(|source| SinkError::Open { path: self.path.clone(), source })?;
         self.file = Some(file);
         self.size = size;
         self.regular = regular;
@@ -320,10 +301,7 @@ impl RotatingFile {
                 Err(source) => {
                     // Keep writing to the old file rather than losing the sink.
                     let _ = self.reopen();
-                    return Err(SinkError::Remove {
-                        path: self.path.clone(),
-                        source,
-                    });
+                    return Err(SinkError::Remove { path: self.path.clone(), source });
                 }
             }
         }
@@ -417,11 +395,7 @@ mod tests {
         let mut f = RotatingFile::open(&p, 100, 1).expect("open");
         f.write(&[b'a'; 90]).expect("write");
         // copytruncate-style external truncation
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .and_then(|h| h.set_len(0))
-            .expect("truncate");
+        std::fs::OpenOptions::new().write(true).open(&p).and_then(|h| h.set_len(0)).expect("truncate");
         f.write(&[b'b'; 20]).expect("write");
         assert!(!numbered(&p, 1).exists());
         assert_eq!(read(&p), vec![b'b'; 20]);
@@ -443,10 +417,7 @@ mod tests {
     #[test]
     fn pipe_target_never_rotates_and_keeps_all_bytes() {
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        let path = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&w)
-        ));
+        let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&w)));
         let mut f = RotatingFile::open(&path, 10, 2).expect("open pipe");
         drop(w);
         assert!(!f.is_regular());
@@ -487,10 +458,7 @@ mod tests {
         f.clear().expect("clear");
         assert_eq!(read(&p), b"");
         assert_eq!(f.size(), 0);
-        assert!(
-            numbered(&p, 1).exists(),
-            "backups are kept, as in supervisord"
-        );
+        assert!(numbered(&p, 1).exists(), "backups are kept, as in supervisord");
         f.write(b"cd").expect("write");
         assert_eq!(read(&p), b"cd");
     }
@@ -509,9 +477,7 @@ mod tests {
         f.reopen().expect("reopen");
         f.write(b"ghi").expect("write");
         assert_eq!(read(&dir.path().join("ok")), b"ghi");
-        let again = RotatingFile::open("/dev/full", 0, 0)
-            .expect("open")
-            .write(b"x");
+        let again = RotatingFile::open("/dev/full", 0, 0).expect("open").write(b"x");
         assert!(again.is_err());
     }
 

@@ -118,9 +118,7 @@ impl MainLogHandle {
     pub fn read(&self, offset: i64, length: i64) -> Result<Vec<u8>, ReadError> {
         match &self.path {
             Some(p) => read_log(p, offset, length),
-            None => Err(ReadError::NoFile {
-                path: PathBuf::new(),
-            }),
+            None => Err(ReadError::NoFile { path: PathBuf::new() }),
         }
     }
 }
@@ -141,15 +139,8 @@ pub fn main_log(cfg: &MainLogConfig) -> Result<(MainLogLayer, MainLogHandle), Si
         Some(p) => Some(RotatingFile::open(p, cfg.maxbytes, cfg.backups)?.shared()),
         None => None,
     };
-    let layer = MainLogLayer {
-        file: file.clone(),
-        stdout: cfg.stdout,
-        min: cfg.level as u8,
-    };
-    let handle = MainLogHandle {
-        file,
-        path: cfg.file.clone(),
-    };
+    let layer = MainLogLayer { file: file.clone(), stdout: cfg.stdout, min: cfg.level as u8 };
+    let handle = MainLogHandle { file, path: cfg.file.clone() };
     Ok((layer, handle))
 }
 
@@ -180,10 +171,7 @@ fn level_filter(min: u8) -> LevelFilter {
 /// Formats one line in supervisord's format (without the trailing newline
 /// handling: `message` is used as is, then `\n`).
 pub fn format_line(now: &chrono::DateTime<chrono::Local>, label: &str, message: &str) -> String {
-    format!(
-        "{} {label} {message}\n",
-        now.format("%Y-%m-%d %H:%M:%S,%3f")
-    )
+    format!("{} {label} {message}\n", now.format("%Y-%m-%d %H:%M:%S,%3f"))
 }
 
 #[derive(Default)]
@@ -283,16 +271,9 @@ mod tests {
         for i in digits {
             assert!(b[i].is_ascii_digit(), "{line:?} at {i}");
         }
-        for (i, c) in [
-            (4, b'-'),
-            (7, b'-'),
-            (10, b' '),
-            (13, b':'),
-            (16, b':'),
-            (19, b','),
-            (23, b' '),
-            (28, b' '),
-        ] {
+        for (i, c) in
+            [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':'), (19, b','), (23, b' '), (28, b' ')]
+        {
             assert_eq!(b[i], c, "{line:?} at {i}");
         }
         (&line[24..28], &line[29..])
@@ -301,9 +282,7 @@ mod tests {
     #[test]
     fn line_format_and_labels() {
         let (_d, text) = with_log(LogLevel::Blather, || {
-            crate::crit!(
-                "Server 'unix_http_server' running without any HTTP authentication checking"
-            );
+            crate::crit!("Server 'unix_http_server' running without any HTTP authentication checking");
             tracing::error!("e");
             tracing::warn!("w");
             tracing::info!("supervisord started with pid {}", 42);
@@ -315,10 +294,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                (
-                    "CRIT",
-                    "Server 'unix_http_server' running without any HTTP authentication checking"
-                ),
+                ("CRIT", "Server 'unix_http_server' running without any HTTP authentication checking"),
                 ("ERRO", "e"),
                 ("WARN", "w"),
                 ("INFO", "supervisord started with pid 42"),
@@ -343,21 +319,13 @@ mod tests {
         };
         let labels = |level| {
             let (_d, text) = with_log(level, emit_all);
-            text.lines()
-                .map(|l| check_prefix(l).0.to_string())
-                .collect::<Vec<_>>()
+            text.lines().map(|l| check_prefix(l).0.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(labels(LogLevel::Critical), ["CRIT"]);
         assert_eq!(labels(LogLevel::Error), ["CRIT", "ERRO"]);
         assert_eq!(labels(LogLevel::Info), ["CRIT", "ERRO", "WARN", "INFO"]);
-        assert_eq!(
-            labels(LogLevel::Debug),
-            ["CRIT", "ERRO", "WARN", "INFO", "DEBG"]
-        );
-        assert_eq!(
-            labels(LogLevel::Trace),
-            ["CRIT", "ERRO", "WARN", "INFO", "DEBG", "TRAC"]
-        );
+        assert_eq!(labels(LogLevel::Debug), ["CRIT", "ERRO", "WARN", "INFO", "DEBG"]);
+        assert_eq!(labels(LogLevel::Trace), ["CRIT", "ERRO", "WARN", "INFO", "DEBG", "TRAC"]);
     }
 
     #[test]

@@ -34,10 +34,7 @@ pub enum ReadError {
 }
 
 fn failed(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
-    move |source| ReadError::Failed {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ReadError::Failed { path: path.to_path_buf(), source }
 }
 
 /// Reads up to `len` bytes at `pos` (fewer at EOF) without touching the rest.
@@ -76,9 +73,7 @@ pub fn read_log(path: &Path, offset: i64, length: i64) -> Result<Vec<u8>, ReadEr
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ReadError::NoFile {
-                path: path.to_path_buf(),
-            })
+            return Err(ReadError::NoFile { path: path.to_path_buf() })
         }
         Err(e) => return Err(failed(path)(e)),
     };
@@ -126,11 +121,7 @@ pub fn tail_log(path: &Path, offset: i64, length: i64) -> Result<Tail, ReadError
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Tail {
-                data: Vec::new(),
-                offset: 0,
-                overflow: false,
-            })
+            return Ok(Tail { data: Vec::new(), offset: 0, overflow: false })
         }
         Err(e) => return Err(failed(path)(e)),
     };
@@ -144,11 +135,7 @@ pub fn tail_log(path: &Path, offset: i64, length: i64) -> Result<Tail, ReadError
         let len = (len as u64).min(size);
         read_range(&file, size - len, len).map_err(failed(path))?
     };
-    Ok(Tail {
-        data,
-        offset: size,
-        overflow,
-    })
+    Ok(Tail { data, offset: size, overflow })
 }
 
 #[cfg(test)]
@@ -176,10 +163,7 @@ mod tests {
         assert_eq!(ok(100, 0), b"");
         assert_eq!(ok(100, 5), b"");
         for (o, l) in [(-5, 2), (-5, -2), (0, -1), (3, -3)] {
-            assert!(
-                matches!(read_log(&p, o, l), Err(ReadError::BadArguments)),
-                "({o},{l})"
-            );
+            assert!(matches!(read_log(&p, o, l), Err(ReadError::BadArguments)), "({o},{l})");
         }
     }
 
@@ -195,10 +179,7 @@ mod tests {
     fn read_log_io_error_is_failed() {
         // Reading a directory fails with EISDIR.
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(
-            read_log(dir.path(), 0, 0),
-            Err(ReadError::Failed { .. })
-        ));
+        assert!(matches!(read_log(dir.path(), 0, 0), Err(ReadError::Failed { .. })));
     }
 
     #[test]
@@ -222,15 +203,7 @@ mod tests {
         ];
         for &(o, l, data, overflow) in cases {
             let t = tail_log(&p, o, l).expect("tail");
-            assert_eq!(
-                t,
-                Tail {
-                    data: data.to_vec(),
-                    offset: 12,
-                    overflow
-                },
-                "({o},{l})"
-            );
+            assert_eq!(t, Tail { data: data.to_vec(), offset: 12, overflow }, "({o},{l})");
         }
         let t = tail_log(&p, i64::MAX, i64::MAX).expect("tail extreme");
         assert_eq!(t.data, b"");
@@ -240,13 +213,6 @@ mod tests {
     fn tail_log_missing_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tail_log(&dir.path().join("absent"), 40, 10).expect("tail");
-        assert_eq!(
-            t,
-            Tail {
-                data: vec![],
-                offset: 0,
-                overflow: false
-            }
-        );
+        assert_eq!(t, Tail { data: vec![], offset: 0, overflow: false });
     }
 }

@@ -39,12 +39,7 @@ impl LogTail {
         let path = path.into();
         let file = File::open(&path)?;
         let meta = file.metadata()?;
-        Ok(LogTail {
-            ino: meta.ino(),
-            sent: meta.len().saturating_sub(HEAD),
-            path,
-            file,
-        })
+        Ok(LogTail { ino: meta.ino(), sent: meta.len().saturating_sub(HEAD), path, file })
     }
 
     /// The followed path.
@@ -114,10 +109,7 @@ mod tests {
         let history: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         append(&p, &history);
         let mut t = LogTail::open(&p).expect("open");
-        assert_eq!(
-            t.poll().expect("poll"),
-            Some(history[3000 - 1024..].to_vec())
-        );
+        assert_eq!(t.poll().expect("poll"), Some(history[3000 - 1024..].to_vec()));
         assert_eq!(t.poll().expect("poll"), None);
         append(&p, b"more\n");
         assert_eq!(t.poll().expect("poll"), Some(b"more\n".to_vec()));

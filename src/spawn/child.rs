@@ -184,10 +184,8 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     let creds = credentials(req.user);
     let chdir = match req.directory {
         Some(d) => Some((
-            CString::new(d.as_os_str().as_bytes()).map_err(|_| SpawnError::Exec {
-                argv0: argv0.clone(),
-                errno: "EINVAL".into(),
-            })?,
+            CString::new(d.as_os_str().as_bytes())
+                .map_err(|_| SpawnError::Exec { argv0: argv0.clone(), errno: "EINVAL".into() })?,
             d.to_string_lossy().into_owned(),
         )),
         None => None,
@@ -200,10 +198,11 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     let umask = req.umask;
     let oom = req.oom_score_adj.map(|v| v.to_string().into_bytes());
     // Pre-rendered errno names for the chdir message (no allocation in the child).
-    let errno_names: Vec<(i32, Vec<u8>)> = [libc::ENOENT, libc::EACCES, libc::ENOTDIR, libc::ELOOP, libc::ENAMETOOLONG]
-        .iter()
-        .map(|&e| (e, errno_name(e).into_bytes()))
-        .collect();
+    let errno_names: Vec<(i32, Vec<u8>)> =
+        [libc::ENOENT, libc::EACCES, libc::ENOTDIR, libc::ELOOP, libc::ENAMETOOLONG]
+            .iter()
+            .map(|&e| (e, errno_name(e).into_bytes()))
+            .collect();
 
     // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups,
     // setgid, setuid, chdir, umask, open, close, _exit) on memory prepared before fork.

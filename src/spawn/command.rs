@@ -55,7 +55,8 @@ pub struct ResolvedCommand {
 /// Split like Python's `shlex.split` (POSIX mode, no comments), with its error
 /// messages; the `shlex` crate reports no reason, and supervisord's text needs one.
 pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
-    let parse_err = |reason: &str| CommandError::Parse { command: command.to_string(), reason: reason.into() };
+    let parse_err =
+        |reason: &str| CommandError::Parse { command: command.to_string(), reason: reason.into() };
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -192,9 +193,15 @@ mod tests {
             resolve("/nonexistent/binary", &path).unwrap_err().to_string(),
             "can't find command '/nonexistent/binary'"
         );
-        assert_eq!(resolve("nosuchprog-xyz", &path).unwrap_err().to_string(), "can't find command 'nosuchprog-xyz'");
+        assert_eq!(
+            resolve("nosuchprog-xyz", &path).unwrap_err().to_string(),
+            "can't find command 'nosuchprog-xyz'"
+        );
         assert_eq!(resolve("/tmp", &path).unwrap_err().to_string(), "command at '/tmp' is a directory");
-        assert_eq!(resolve("/etc/hostname", &path).unwrap_err().to_string(), "command at '/etc/hostname' is not executable");
+        assert_eq!(
+            resolve("/etc/hostname", &path).unwrap_err().to_string(),
+            "command at '/etc/hostname' is not executable"
+        );
         assert_eq!(resolve("   ", &path).unwrap_err(), CommandError::Empty);
         let ok = resolve("sh -c 'exit 0'", &path).unwrap();
         assert!(ok.filename.ends_with("sh"));
@@ -204,7 +211,13 @@ mod tests {
     #[test]
     fn program_path_wins_over_daemon_path() {
         let env = vec![("PATH".to_string(), "/opt/x:/opt/y".to_string())];
-        assert_eq!(search_path(&env, Some("/usr/bin")), vec![PathBuf::from("/opt/x"), PathBuf::from("/opt/y")]);
-        assert_eq!(search_path(&[], None), vec![PathBuf::from("/bin"), PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")]);
+        assert_eq!(
+            search_path(&env, Some("/usr/bin")),
+            vec![PathBuf::from("/opt/x"), PathBuf::from("/opt/y")]
+        );
+        assert_eq!(
+            search_path(&[], None),
+            vec![PathBuf::from("/bin"), PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")]
+        );
     }
 }

@@ -54,10 +54,18 @@ pub fn drop_to(user: &User) -> Result<(), SetupError> {
     }
     let gid = Gid::from_raw(user.gid);
     if let Some(name) = user.name.as_deref().and_then(|n| std::ffi::CString::new(n).ok()) {
-        nix::unistd::initgroups(&name, gid).map_err(|source| SetupError::SetId { what: "groups", id: user.gid, source })?;
+        nix::unistd::initgroups(&name, gid).map_err(|source| SetupError::SetId {
+            what: "groups",
+            id: user.gid,
+            source,
+        })?;
     }
     nix::unistd::setgid(gid).map_err(|source| SetupError::SetId { what: "gid", id: user.gid, source })?;
-    nix::unistd::setuid(Uid::from_raw(user.uid)).map_err(|source| SetupError::SetId { what: "uid", id: user.uid, source })?;
+    nix::unistd::setuid(Uid::from_raw(user.uid)).map_err(|source| SetupError::SetId {
+        what: "uid",
+        id: user.uid,
+        source,
+    })?;
     Ok(())
 }
 

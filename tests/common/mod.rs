@@ -68,7 +68,11 @@ impl Daemon {
     /// Start corrald with `programs` (INI text) after the standard preamble; waits until it answers.
     pub fn start(programs: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = format!("{}{}", preamble(dir.path()), programs.replace("{dir}", &dir.path().display().to_string()));
+        let text = format!(
+            "{}{}",
+            preamble(dir.path()),
+            programs.replace("{dir}", &dir.path().display().to_string())
+        );
         Daemon::start_with(dir, &text)
     }
 
@@ -82,11 +86,15 @@ impl Daemon {
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file")))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
+            ))
             .spawn()
             .expect("spawn corrald");
         let d = Daemon { child: Some(child), dir, conf, sock };
-        wait_for("corrald to answer on its socket", DEADLINE, || d.try_call("supervisor.getPID", vec![]).is_ok());
+        wait_for("corrald to answer on its socket", DEADLINE, || {
+            d.try_call("supervisor.getPID", vec![]).is_ok()
+        });
         d
     }
 
@@ -98,7 +106,11 @@ impl Daemon {
         Client::new(ServerUrl::Unix(self.sock.clone())).with_timeout(Some(Duration::from_secs(60)))
     }
 
-    pub fn try_call(&self, method: &str, params: Vec<Value>) -> Result<Value, corral::ctl::client::ClientError> {
+    pub fn try_call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, corral::ctl::client::ClientError> {
         self.client().call(method, params)
     }
 
