@@ -93,11 +93,14 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
-    /// The path of this cgroup relative to `<root>/<top>`.
+    /// The path of this cgroup relative to `<root>/<top>`, names escaped
+    /// (see [`escape_name`]).
     fn rel(&self) -> PathBuf {
         match self {
-            Target::Group(group) => PathBuf::from(group),
-            Target::Process { group, process } => Path::new(group).join(process),
+            Target::Group(group) => PathBuf::from(escape_name(group).as_ref()),
+            Target::Process { group, process } => {
+                Path::new(escape_name(group).as_ref()).join(escape_name(process).as_ref())
+            }
         }
     }
 
@@ -413,6 +416,46 @@ impl CgroupError {
     }
 }
 
+/// Controller names, v1 and cgroup2: a directory named `<controller>.<x>`
+/// could clash with an interface file.
+const CONTROLLER_NAMES: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "io",
+    "blkio",
+    "memory",
+    "devices",
+    "pids",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "hugetlb",
+    "rdma",
+    "misc",
+];
+
+/// The directory name for a group or process name, escaped as systemd
+/// escapes unit cgroups: a `_` prefix when the name starts with `_` or `.`,
+/// is a v1 interface file (`tasks`, `notify_on_release`, `release_agent`),
+/// starts with `cgroup.`, or looks like `<controller>.<file>`. Without it a
+/// program called `tasks` would collide with v1's `tasks` file.
+pub fn escape_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let clashes = name.starts_with('_')
+        || name.starts_with('.')
+        || matches!(name, "notify_on_release" | "release_agent" | "tasks")
+        || name.starts_with("cgroup.")
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(prefix, _)| CONTROLLER_NAMES.contains(&prefix));
+    if clashes {
+        std::borrow::Cow::Owned(format!("_{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Checks that a name is one usable path component.
 fn validate_name(name: &str) -> Result<(), CgroupError> {
     let reason = if name.is_empty() {
@@ -443,6 +486,30 @@ mod tests {
         }
         validate_name("web_00").expect("plain name");
         validate_name("a.b:c").expect("dots and colons are fine");
+    }
+
+    #[test]
+    fn names_that_clash_with_interface_files_are_escaped() {
+        for (name, dir) in [
+            ("tasks", "_tasks"),
+            ("cgroup.procs", "_cgroup.procs"),
+            ("memory.max", "_memory.max"),
+            ("_x", "__x"),
+            (".hidden", "_.hidden"),
+            ("web", "web"),
+            ("web.1", "web.1"),
+            ("tasks2", "tasks2"),
+        ] {
+            assert_eq!(escape_name(name), dir, "{name}");
+        }
+        assert_eq!(
+            Target::Process {
+                group: "tasks",
+                process: "memory.max"
+            }
+            .rel(),
+            PathBuf::from("_tasks/_memory.max")
+        );
     }
 
     #[test]

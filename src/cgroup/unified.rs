@@ -112,7 +112,7 @@ impl UnifiedBackend {
             });
         }
         self.ensure_top()?;
-        let dir = self.top.join(group);
+        let dir = self.dir(Target::Group(group));
         fsutil::mkdir(&dir)?;
         self.enable_controllers(&dir)?;
         Ok(dir)
