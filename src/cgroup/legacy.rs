@@ -97,8 +97,6 @@ impl LegacyBackend {
         if owns_membership {
             wanted.push("freezer");
         }
-        // Memory is always kept for readings (usage, peak, OOM kills) when
-        // this backend is the one providing memory at all.
         let mut trees: Vec<V1Tree> = Vec::new();
         for hierarchy in hierarchies {
             let needed = wanted.iter().any(|w| hierarchy.has(w));
