@@ -51,6 +51,9 @@ fn backend_for(test: &str) -> Option<Box<dyn Backend>> {
 struct Guard {
     backend: Box<dyn Backend>,
     children: Vec<Child>,
+    /// Groups this test spawned into (only these are killed on cleanup:
+    /// other tests run in parallel).
+    groups: Vec<String>,
 }
 
 impl Guard {
@@ -58,12 +61,16 @@ impl Guard {
         Guard {
             backend,
             children: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
     /// Spawns `sh -c script` straight into a fresh leaf of `group/process`,
     /// tagged with a marker in its environment that every descendant inherits.
     fn spawn(&mut self, group: &str, process: &str, limits: &Limits, script: &str) -> u32 {
+        if !self.groups.iter().any(|g| g == group) {
+            self.groups.push(group.to_string());
+        }
         self.backend
             .prepare_group(group, &Limits::default())
             .expect("prepare group");
@@ -118,7 +125,7 @@ impl Drop for Guard {
             let _ = child.kill();
         }
         // Kill whatever is left under the test's subtree, group by group.
-        let groups = list_groups(self.backend.as_ref());
+        let groups = self.groups.clone();
         for group in &groups {
             let _ = self.backend.kill(Target::Group(group));
         }
@@ -143,14 +150,6 @@ impl Drop for Guard {
             eprintln!("cleanup: {err}");
         }
     }
-}
-
-/// The groups the tests use; the guard kills and removes those that exist.
-fn list_groups(_backend: &dyn Backend) -> Vec<String> {
-    ["escape", "oom", "tasks", "stats", "freeze"]
-        .iter()
-        .map(|g| g.to_string())
-        .collect()
 }
 
 fn marker(group: &str) -> String {
