@@ -1,0 +1,807 @@
+//! The cgroup v1 backend: one directory per needed controller hierarchy.
+//! Also the limits half of [`super::HybridBackend`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::detect::{join_cgroup_path, Hierarchy};
+use super::fsutil;
+use super::limits::{self, Controller};
+use super::unified::{check_writable, display_path, root_rel};
+use super::{Backend, CgroupError, CgroupReadings, Mode, OpenOptions, Placement, Target};
+use crate::config::model::Limits;
+
+/// How long a legacy kill waits for the freezer to report `FROZEN`.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One v1 hierarchy the backend uses.
+#[derive(Debug)]
+struct V1Tree {
+    mount: PathBuf,
+    controllers: Vec<String>,
+    /// `<root>` in this hierarchy as a cgroup path.
+    root_rel: String,
+    /// `<mount>/<root>/<top>`.
+    top: PathBuf,
+}
+
+impl V1Tree {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+
+    fn dir(&self, target: Target<'_>) -> PathBuf {
+        self.top.join(target.rel())
+    }
+
+    /// Creates a cgroup directory; in a hierarchy that carries cpuset, copies
+    /// the parent's CPUs and memory nodes, without which joining fails (ENOSPC).
+    fn mkdir(&self, dir: &Path) -> Result<(), CgroupError> {
+        let existed = dir.exists();
+        fsutil::mkdir(dir)?;
+        if !existed && self.has("cpuset") {
+            if let Some(parent) = dir.parent() {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let value = fsutil::read(&parent.join(file))?;
+                    fsutil::write(&dir.join(file), value.trim())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drives cgroup v1 controllers: memory, cpu, cpuacct, pids, blkio and, when
+/// it also owns membership (legacy hosts), freezer.
+#[derive(Debug)]
+pub struct LegacyBackend {
+    trees: Vec<V1Tree>,
+    /// Controllers whose limits this backend writes.
+    limit_controllers: Vec<Controller>,
+    /// False inside the hybrid backend, where cgroup2 owns membership and kill.
+    owns_membership: bool,
+    top_name: String,
+}
+
+impl LegacyBackend {
+    /// Opens the v1 hierarchies a legacy host needs (memory, cpu, cpuacct,
+    /// pids, blkio, and freezer when `owns_membership`). cpuset and the
+    /// others are left alone.
+    pub fn new(
+        hierarchies: &[Hierarchy],
+        options: &OpenOptions,
+        owns_membership: bool,
+    ) -> Result<LegacyBackend, CgroupError> {
+        Self::with_controllers(
+            hierarchies,
+            options,
+            &Controller::ALL,
+            true,
+            owns_membership,
+        )
+    }
+
+    /// Opens the hierarchies for `limit_controllers` (plus cpuacct when
+    /// `cpu_usage` and freezer when `owns_membership`).
+    pub(crate) fn with_controllers(
+        hierarchies: &[Hierarchy],
+        options: &OpenOptions,
+        limit_controllers: &[Controller],
+        cpu_usage: bool,
+        owns_membership: bool,
+    ) -> Result<LegacyBackend, CgroupError> {
+        let mut wanted: Vec<&str> = limit_controllers.iter().map(|c| c.v1_name()).collect();
+        if cpu_usage {
+            wanted.push("cpuacct");
+        }
+        if owns_membership {
+            wanted.push("freezer");
+        }
+        let mut trees: Vec<V1Tree> = Vec::new();
+        for hierarchy in hierarchies {
+            let needed = wanted.iter().any(|w| hierarchy.has(w));
+            if !needed || hierarchy.read_only {
+                continue;
+            }
+            let root_rel = root_rel(options, &hierarchy.own);
+            let root = join_cgroup_path(&hierarchy.mount, &root_rel);
+            if !root.exists() {
+                fsutil::mkdir_all(&root)?;
+            }
+            check_writable(&root)?;
+            trees.push(V1Tree {
+                mount: hierarchy.mount.clone(),
+                controllers: hierarchy.controllers.clone(),
+                root_rel,
+                top: root.join(&options.top),
+            });
+        }
+        if owns_membership && trees.is_empty() {
+            return Err(CgroupError::NoCgroups {
+                reason: "no writable v1 controller hierarchy is mounted".to_string(),
+            });
+        }
+        let limit_controllers = limit_controllers
+            .iter()
+            .copied()
+            .filter(|c| trees.iter().any(|t| t.has(c.v1_name())))
+            .collect();
+        Ok(LegacyBackend {
+            trees,
+            limit_controllers,
+            owns_membership,
+            top_name: options.top.clone(),
+        })
+    }
+
+    fn tree(&self, controller: &str) -> Option<&V1Tree> {
+        self.trees.iter().find(|t| t.has(controller))
+    }
+
+    /// The hierarchy whose `cgroup.procs` defines membership: freezer (it can
+    /// also stop forks during a kill), else memory, else any.
+    fn membership(&self) -> Option<&V1Tree> {
+        self.tree("freezer")
+            .or_else(|| self.tree("memory"))
+            .or(self.trees.first())
+    }
+
+    fn ensure_group(&self, group: &str) -> Result<(), CgroupError> {
+        for tree in &self.trees {
+            tree.mkdir(&tree.top)?;
+            tree.mkdir(&tree.dir(Target::Group(group)))?;
+        }
+        Ok(())
+    }
+
+    fn write_limits(
+        &self,
+        target: Target<'_>,
+        limits: &Limits,
+        reset: bool,
+    ) -> Result<(), CgroupError> {
+        for &controller in &self.limit_controllers {
+            if let Some(tree) = self.tree(controller.v1_name()) {
+                limits::write_v1(&tree.dir(target), limits, controller, reset)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a fresh leaf in every hierarchy and returns the `cgroup.procs`
+    /// descriptors to join.
+    pub(crate) fn fresh_leaves(
+        &self,
+        group: &str,
+        process: &str,
+        limits: &Limits,
+    ) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        self.ensure_group(group)?;
+        let target = Target::Process { group, process };
+        for tree in &self.trees {
+            let leaf = tree.dir(target);
+            if leaf.exists() {
+                let mut pids = Vec::new();
+                fsutil::pids_recursive(&leaf, &mut pids)?;
+                if !pids.is_empty() {
+                    return Err(CgroupError::Busy { path: leaf });
+                }
+                fsutil::rmdir(&leaf)?;
+            }
+            tree.mkdir(&leaf)?;
+        }
+        self.write_limits(target, limits, false)?;
+        self.trees
+            .iter()
+            .map(|tree| fsutil::open_procs(&tree.dir(target)))
+            .collect()
+    }
+
+    /// A directory below `<root>/<top>` where limit files can be probed
+    /// (v1 roots lack several of them), created if needed.
+    fn probe_dir(&self, tree: &V1Tree) -> Result<PathBuf, CgroupError> {
+        tree.mkdir(&tree.top)?;
+        Ok(tree.top.clone())
+    }
+
+    fn check_one(
+        &self,
+        option: &'static str,
+        controller: Controller,
+        limits: &Limits,
+    ) -> Result<(), CgroupError> {
+        let name = controller.v1_name();
+        let Some(tree) = self
+            .tree(name)
+            .filter(|_| self.limit_controllers.contains(&controller))
+        else {
+            return Err(CgroupError::Unsupported {
+                option,
+                reason: format!("the cgroup v1 {name} controller is not mounted"),
+            });
+        };
+        match option {
+            "memory_swap_max" => {
+                if limits.memory_max.is_none() {
+                    return Err(CgroupError::Unsupported {
+                        option,
+                        reason: "cgroup v1 limits memory+swap together, so it needs memory_max too"
+                            .to_string(),
+                    });
+                }
+                if !self
+                    .probe_dir(tree)?
+                    .join("memory.memsw.limit_in_bytes")
+                    .exists()
+                {
+                    return Err(CgroupError::Unsupported {
+                        option,
+                        reason: "memory.memsw.limit_in_bytes is missing (swap accounting is off; boot with swapaccount=1)".to_string(),
+                    });
+                }
+            }
+            "io_weight" if limits::v1_io_weight_file(&self.probe_dir(tree)?).is_none() => {
+                return Err(CgroupError::Unsupported {
+                    option,
+                    reason:
+                        "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)"
+                            .to_string(),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Freezer-freeze, SIGKILL every task, thaw: nothing can fork in between.
+    fn freezer_kill(&self, freezer: &V1Tree, target: Target<'_>) -> Result<(), CgroupError> {
+        let dir = freezer.dir(target);
+        let state = dir.join("freezer.state");
+        fsutil::write(&state, "FROZEN")?;
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        // FREEZING turns into FROZEN once every task stopped; signalling
+        // earlier is still safe, only forks in flight could slip through.
+        while fsutil::read(&state)?.trim() != "FROZEN" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut pids = Vec::new();
+        let result = fsutil::pids_recursive(&dir, &mut pids).and_then(|()| fsutil::kill_all(&pids));
+        fsutil::write(&state, "THAWED")?;
+        result
+    }
+
+    fn readings_v1(&self, target: Target<'_>) -> Result<CgroupReadings, CgroupError> {
+        let mut readings = CgroupReadings::default();
+        if let Some(tree) = self.tree("cpuacct") {
+            readings.cpu_usage_usec =
+                fsutil::read_u64_optional(&tree.dir(target).join("cpuacct.usage"))?
+                    .map(|ns| ns / 1000);
+        }
+        if let Some(tree) = self
+            .tree("memory")
+            .filter(|_| self.limit_controllers.contains(&Controller::Memory))
+        {
+            let dir = tree.dir(target);
+            readings.memory_current =
+                fsutil::read_u64_optional(&dir.join("memory.usage_in_bytes"))?;
+            readings.memory_peak =
+                fsutil::read_u64_optional(&dir.join("memory.max_usage_in_bytes"))?;
+            readings.oom_kills = Some(oom_kills_v1(&dir)?);
+        }
+        if let Some(tree) = self
+            .tree("pids")
+            .filter(|_| self.limit_controllers.contains(&Controller::Pids))
+        {
+            readings.tasks = fsutil::read_u64_optional(&tree.dir(target).join("pids.current"))?;
+        }
+        if let Some(tree) = self
+            .tree("blkio")
+            .filter(|_| self.limit_controllers.contains(&Controller::Io))
+        {
+            let file = tree
+                .dir(target)
+                .join("blkio.throttle.io_service_bytes_recursive");
+            if let Some(text) = fsutil::read_optional(&file)? {
+                let (read, write) = blkio_bytes(&text);
+                readings.io_read_bytes = Some(read);
+                readings.io_write_bytes = Some(write);
+            }
+        }
+        Ok(readings)
+    }
+}
+
+/// `oom_kill` of `memory.oom_control`, summed over `dir` and every cgroup
+/// below it (v1 counts only where the victim lived).
+fn oom_kills_v1(dir: &Path) -> Result<u64, CgroupError> {
+    let own = fsutil::read_optional(&dir.join("memory.oom_control"))?
+        .and_then(|text| fsutil::keyed_value(&text, "oom_kill"))
+        .unwrap_or(0);
+    let mut total = own;
+    for child in fsutil::subdirs(dir)? {
+        total = total.saturating_add(oom_kills_v1(&child)?);
+    }
+    Ok(total)
+}
+
+/// Sums the `Read` and `Write` lines of `blkio.throttle.io_service_bytes*`.
+fn blkio_bytes(text: &str) -> (u64, u64) {
+    let mut read = 0u64;
+    let mut write = 0u64;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [_device, op, value] = fields[..] {
+            let value: u64 = value.parse().unwrap_or(0);
+            match op {
+                "Read" => read = read.saturating_add(value),
+                "Write" => write = write.saturating_add(value),
+                _ => {}
+            }
+        }
+    }
+    (read, write)
+}
+
+impl Backend for LegacyBackend {
+    fn mode(&self) -> Mode {
+        Mode::Legacy
+    }
+
+    fn describe(&self) -> String {
+        let mounts: Vec<String> = self
+            .trees
+            .iter()
+            .map(|t| format!("{} ({})", t.mount.display(), t.controllers.join(",")))
+            .collect();
+        format!("legacy: cgroup v1 {}", mounts.join(", "))
+    }
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
+        for (option, controller) in limits::requested(limits) {
+            self.check_one(option, controller, limits)?;
+        }
+        Ok(())
+    }
+
+    fn adopt_daemon_leaf(&self) -> Result<Option<PathBuf>, CgroupError> {
+        // v1 has no no-internal-process rule.
+        Ok(None)
+    }
+
+    fn prepare_group(&self, group: &str, limits: &Limits) -> Result<(), CgroupError> {
+        Target::Group(group).validate()?;
+        self.ensure_group(group)?;
+        self.write_limits(Target::Group(group), limits, true)
+    }
+
+    fn prepare_process(
+        &self,
+        group: &str,
+        process: &str,
+        limits: &Limits,
+    ) -> Result<Placement, CgroupError> {
+        let target = Target::Process { group, process };
+        target.validate()?;
+        Ok(Placement {
+            procs_fds: self.fresh_leaves(group, process, limits)?,
+            unified_dir: None,
+            path: self.path(target),
+        })
+    }
+
+    fn apply_limits(&self, target: Target<'_>, limits: &Limits) -> Result<(), CgroupError> {
+        target.validate()?;
+        self.write_limits(target, limits, true)
+    }
+
+    fn kill(&self, target: Target<'_>) -> Result<(), CgroupError> {
+        target.validate()?;
+        if let Some(freezer) = self.tree("freezer") {
+            if freezer.dir(target).exists() {
+                return self.freezer_kill(freezer, target);
+            }
+            return Ok(());
+        }
+        // No freezer: repeat until nothing is left, so forks racing the
+        // first round are caught by the next.
+        for _ in 0..100 {
+            let pids = self.pids(target)?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            fsutil::kill_all(&pids)?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&self, target: Target<'_>) -> Result<(), CgroupError> {
+        target.validate()?;
+        let freezer = self
+            .tree("freezer")
+            .ok_or_else(|| CgroupError::Unsupported {
+                option: "freeze",
+                reason: "the cgroup v1 freezer controller is not mounted".to_string(),
+            })?;
+        fsutil::write(&freezer.dir(target).join("freezer.state"), "FROZEN")
+    }
+
+    fn thaw(&self, target: Target<'_>) -> Result<(), CgroupError> {
+        target.validate()?;
+        let freezer = self
+            .tree("freezer")
+            .ok_or_else(|| CgroupError::Unsupported {
+                option: "thaw",
+                reason: "the cgroup v1 freezer controller is not mounted".to_string(),
+            })?;
+        fsutil::write(&freezer.dir(target).join("freezer.state"), "THAWED")
+    }
+
+    fn is_populated(&self, target: Target<'_>) -> Result<bool, CgroupError> {
+        Ok(!self.pids(target)?.is_empty())
+    }
+
+    fn pids(&self, target: Target<'_>) -> Result<Vec<i32>, CgroupError> {
+        target.validate()?;
+        let mut pids = Vec::new();
+        if let Some(tree) = self.membership() {
+            fsutil::pids_recursive(&tree.dir(target), &mut pids)?;
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn remove(&self, target: Target<'_>) -> Result<(), CgroupError> {
+        target.validate()?;
+        for tree in &self.trees {
+            fsutil::rmdir_tree(&tree.dir(target))?;
+        }
+        Ok(())
+    }
+
+    fn remove_all(&self) -> Result<(), CgroupError> {
+        for tree in &self.trees {
+            fsutil::rmdir_tree(&tree.top)?;
+        }
+        Ok(())
+    }
+
+    fn oom_kills(&self, target: Target<'_>) -> Result<u64, CgroupError> {
+        target.validate()?;
+        match self.tree("memory") {
+            Some(tree) => oom_kills_v1(&tree.dir(target)),
+            None => Ok(0),
+        }
+    }
+
+    fn events_path(&self, _target: Target<'_>) -> Option<PathBuf> {
+        // v1 has no populated notification a daemon can watch without a
+        // release agent; callers poll is_populated.
+        None
+    }
+
+    fn path(&self, target: Target<'_>) -> String {
+        let root = if self.owns_membership {
+            self.membership()
+        } else {
+            self.tree("memory").or(self.trees.first())
+        };
+        match root {
+            Some(tree) => display_path(&tree.root_rel, &self.top_name, target),
+            None => String::new(),
+        }
+    }
+
+    fn readings(&self, target: Target<'_>) -> Result<CgroupReadings, CgroupError> {
+        target.validate()?;
+        self.readings_v1(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A fake v1 layout like this build machine's: separate cpu, cpuacct,
+    /// cpuset, memory, pids, freezer, blkio mounts; the daemon nested in memory.
+    struct Fake {
+        _tmp: tempfile::TempDir,
+        base: PathBuf,
+        hierarchies: Vec<Hierarchy>,
+    }
+
+    const MEMORY_OWN: &str = "/machine/abc";
+
+    impl Fake {
+        fn new() -> Fake {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let base = tmp.path().to_path_buf();
+            let mut hierarchies = Vec::new();
+            for name in [
+                "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio",
+            ] {
+                let own = if name == "memory" { MEMORY_OWN } else { "/" };
+                let mount = base.join(name);
+                let own_dir = join_cgroup_path(&mount, own);
+                fs::create_dir_all(&own_dir).expect("mkdir");
+                let files: &[&str] = match name {
+                    "memory" => &[
+                        "memory.limit_in_bytes",
+                        "memory.soft_limit_in_bytes",
+                        "memory.memsw.limit_in_bytes",
+                        "memory.oom_control",
+                    ],
+                    "cpu" => &["cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"],
+                    "pids" => &["pids.max"],
+                    "freezer" => &["freezer.state"],
+                    _ => &[],
+                };
+                for file in files.iter().chain(&["cgroup.procs"]) {
+                    fs::write(own_dir.join(file), "").expect("seed");
+                }
+                hierarchies.push(Hierarchy {
+                    mount,
+                    controllers: vec![name.to_string()],
+                    own: own.to_string(),
+                    read_only: false,
+                });
+            }
+            Fake {
+                _tmp: tmp,
+                base,
+                hierarchies,
+            }
+        }
+
+        fn backend(&self) -> LegacyBackend {
+            LegacyBackend::new(&self.hierarchies, &OpenOptions::default(), true).expect("backend")
+        }
+
+        fn seed(&self, rel: &str, files: &[(&str, &str)]) {
+            for (file, content) in files {
+                let (controller, _) = file.split_once('.').expect("controller.file");
+                let hierarchy = if controller == "cgroup" {
+                    "freezer"
+                } else {
+                    controller
+                };
+                let own = if hierarchy == "memory" {
+                    MEMORY_OWN
+                } else {
+                    "/"
+                };
+                let dir = join_cgroup_path(&self.base.join(hierarchy), own).join(rel);
+                fs::create_dir_all(&dir).expect("mkdir");
+                fs::write(dir.join(file), content).expect("seed");
+            }
+        }
+
+        fn read(&self, hierarchy: &str, rel: &str, file: &str) -> String {
+            let own = if hierarchy == "memory" {
+                MEMORY_OWN
+            } else {
+                "/"
+            };
+            let path = join_cgroup_path(&self.base.join(hierarchy), own)
+                .join(rel)
+                .join(file);
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
+    }
+
+    #[test]
+    fn dirs_go_under_the_daemons_own_path_and_skip_cpuset() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        let placement = backend
+            .prepare_process("web", "web_00", &Limits::default())
+            .expect("start");
+        assert_eq!(
+            placement.procs_fds.len(),
+            6,
+            "cpu cpuacct memory pids freezer blkio"
+        );
+        assert!(fake
+            .base
+            .join("memory/machine/abc/corral/web/web_00")
+            .is_dir());
+        assert!(
+            !fake.base.join("memory/corral").exists(),
+            "never at the v1 root"
+        );
+        assert!(
+            !fake.base.join("cpuset/corral").exists(),
+            "cpuset is left alone"
+        );
+        assert_eq!(placement.path, "/corral/web/web_00", "freezer path shown");
+    }
+
+    #[test]
+    fn v1_limit_files_get_v1_values() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        let rel = "corral/web";
+        // This kernel's blkio offers the BFQ weight only.
+        fake.seed("", &[("blkio.bfq.weight", "")]);
+        let limits = Limits {
+            memory_max: Some(32 << 20),
+            memory_high: Some(16 << 20),
+            memory_swap_max: Some(1 << 20),
+            cpu_quota: Some(50),
+            cpu_weight: Some(200),
+            tasks_max: Some(8),
+            io_weight: Some(10_000),
+        };
+        backend.check_limits(&limits).expect("all enforceable");
+        backend.prepare_group("web", &limits).expect("group");
+        assert_eq!(
+            fake.read("memory", rel, "memory.limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(
+            fake.read("memory", rel, "memory.soft_limit_in_bytes"),
+            "16777216"
+        );
+        assert_eq!(
+            fake.read("memory", rel, "memory.memsw.limit_in_bytes"),
+            "34603008"
+        );
+        assert_eq!(fake.read("cpu", rel, "cpu.cfs_period_us"), "100000");
+        assert_eq!(fake.read("cpu", rel, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(fake.read("cpu", rel, "cpu.shares"), "2048");
+        assert_eq!(fake.read("pids", rel, "pids.max"), "8");
+        assert_eq!(fake.read("blkio", rel, "blkio.bfq.weight"), "1000");
+
+        backend
+            .apply_limits(Target::Group("web"), &Limits::default())
+            .expect("reset");
+        assert_eq!(fake.read("memory", rel, "memory.limit_in_bytes"), "-1");
+        assert_eq!(fake.read("cpu", rel, "cpu.cfs_quota_us"), "-1");
+        assert_eq!(fake.read("pids", rel, "pids.max"), "max");
+    }
+
+    #[test]
+    fn unenforceable_v1_limits_name_the_option() {
+        let fake = Fake::new();
+        let without_pids: Vec<Hierarchy> = fake
+            .hierarchies
+            .iter()
+            .filter(|h| !h.has("pids"))
+            .cloned()
+            .collect();
+        let backend =
+            LegacyBackend::new(&without_pids, &OpenOptions::default(), true).expect("backend");
+        let err = backend
+            .check_limits(&Limits {
+                tasks_max: Some(8),
+                ..Limits::default()
+            })
+            .expect_err("no pids hierarchy");
+        assert_eq!(
+            err.to_string(),
+            "tasks_max: the cgroup v1 pids controller is not mounted"
+        );
+
+        let err = backend
+            .check_limits(&Limits {
+                memory_swap_max: Some(1),
+                ..Limits::default()
+            })
+            .expect_err("swap without max");
+        assert!(err.to_string().starts_with("memory_swap_max: "), "{err}");
+
+        let err = backend
+            .check_limits(&Limits {
+                io_weight: Some(100),
+                ..Limits::default()
+            })
+            .expect_err("no blkio weight file in the fake tree");
+        assert!(err.to_string().starts_with("io_weight: "), "{err}");
+    }
+
+    #[test]
+    fn kill_freezes_signals_and_thaws() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        drop(
+            backend
+                .prepare_process("g", "p", &Limits::default())
+                .expect("start"),
+        );
+        // An empty freezer leaf: the kill has no one to signal, but must
+        // leave the cgroup thawed.
+        fake.seed(
+            "corral/g/p",
+            &[("freezer.state", "THAWED"), ("cgroup.procs", "")],
+        );
+        backend
+            .kill(Target::Process {
+                group: "g",
+                process: "p",
+            })
+            .expect("kill");
+        assert_eq!(
+            fake.read("freezer", "corral/g/p", "freezer.state"),
+            "THAWED"
+        );
+        assert!(!backend.is_populated(Target::Group("g")).expect("populated"));
+        assert_eq!(backend.events_path(Target::Group("g")), None);
+    }
+
+    #[test]
+    fn fresh_leaf_per_start_and_busy_leaf_refused() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        drop(
+            backend
+                .prepare_process("g", "p", &Limits::default())
+                .expect("start"),
+        );
+        fake.seed("corral/g/p", &[("memory.marker", "old")]);
+        drop(
+            backend
+                .prepare_process("g", "p", &Limits::default())
+                .expect("restart"),
+        );
+        assert!(!fake
+            .base
+            .join("memory/machine/abc/corral/g/p/memory.marker")
+            .exists());
+        fake.seed("corral/g/p", &[("cgroup.procs", "4242\n")]);
+        let err = backend
+            .prepare_process("g", "p", &Limits::default())
+            .expect_err("busy");
+        assert!(matches!(err, CgroupError::Busy { .. }), "{err}");
+        assert_eq!(backend.pids(Target::Group("g")).expect("pids"), vec![4242]);
+    }
+
+    #[test]
+    fn v1_readings_and_oom_kills_sum_below_a_group() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        drop(
+            backend
+                .prepare_process("g", "a", &Limits::default())
+                .expect("a"),
+        );
+        drop(
+            backend
+                .prepare_process("g", "b", &Limits::default())
+                .expect("b"),
+        );
+        let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
+        fake.seed("corral/g/a", &[("memory.oom_control", oom)]);
+        fake.seed("corral/g/b", &[("memory.oom_control", oom)]);
+        fake.seed(
+            "corral/g",
+            &[
+                ("memory.usage_in_bytes", "1000\n"),
+                ("memory.max_usage_in_bytes", "2000\n"),
+                ("cpuacct.usage", "5000000\n"),
+                ("pids.current", "3\n"),
+                (
+                    "blkio.throttle.io_service_bytes_recursive",
+                    "8:0 Read 10\n8:0 Write 20\n8:0 Total 30\nTotal 30\n",
+                ),
+            ],
+        );
+        let readings = backend.readings(Target::Group("g")).expect("readings");
+        assert_eq!(readings.memory_current, Some(1000));
+        assert_eq!(readings.memory_peak, Some(2000));
+        assert_eq!(readings.cpu_usage_usec, Some(5000));
+        assert_eq!(readings.tasks, Some(3));
+        assert_eq!(readings.io_read_bytes, Some(10));
+        assert_eq!(readings.io_write_bytes, Some(20));
+        assert_eq!(readings.oom_kills, Some(2));
+        assert_eq!(
+            backend
+                .oom_kills(Target::Process {
+                    group: "g",
+                    process: "a"
+                })
+                .expect("oom"),
+            1
+        );
+    }
+}
