@@ -37,10 +37,8 @@ fn backend_for(test: &str) -> Option<Box<dyn Backend>> {
     if setup.mode == Mode::None {
         return skip(format!("no usable cgroups: {:?}", setup.reason));
     }
-    let options = OpenOptions {
-        cgroup_root: None,
-        top: format!("corral-test-{}-{test}", std::process::id()),
-    };
+    let options =
+        OpenOptions { cgroup_root: None, top: format!("corral-test-{}-{test}", std::process::id()) };
     match cgroup::open(&setup, &options) {
         Ok(backend) => Some(backend),
         Err(err) => skip(err.to_string()),
@@ -58,11 +56,7 @@ struct Guard {
 
 impl Guard {
     fn new(backend: Box<dyn Backend>) -> Guard {
-        Guard {
-            backend,
-            children: Vec::new(),
-            groups: Vec::new(),
-        }
+        Guard { backend, children: Vec::new(), groups: Vec::new() }
     }
 
     /// Spawns `sh -c script` straight into a fresh leaf of `group/process`,
@@ -71,13 +65,8 @@ impl Guard {
         if !self.groups.iter().any(|g| g == group) {
             self.groups.push(group.to_string());
         }
-        self.backend
-            .prepare_group(group, &Limits::default())
-            .expect("prepare group");
-        let placement = self
-            .backend
-            .prepare_process(group, process, limits)
-            .expect("prepare process");
+        self.backend.prepare_group(group, &Limits::default()).expect("prepare group");
+        let placement = self.backend.prepare_process(group, process, limits).expect("prepare process");
         let fds = placement.raw_fds();
         let mut command = Command::new("sh");
         command
@@ -99,11 +88,7 @@ impl Guard {
     }
 
     fn wait_last(&mut self) -> std::process::ExitStatus {
-        self.children
-            .last_mut()
-            .expect("a child")
-            .wait()
-            .expect("wait")
+        self.children.last_mut().expect("a child").wait().expect("wait")
     }
 
     fn wait_until_empty(&self, target: Target<'_>) -> bool {
@@ -165,20 +150,13 @@ fn marked_processes(group: &str) -> BTreeMap<i32, String> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
-        if environ
-            .split(|&b| b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
+        if environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             found.insert(pid, comm.trim().to_string());
         }
@@ -190,9 +168,7 @@ fn marked_processes(group: &str) -> BTreeMap<i32, String> {
 fn is_dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -210,10 +186,7 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
         return;
     };
     let mut guard = Guard::new(backend);
-    let target = Target::Process {
-        group: "escape",
-        process: "p",
-    };
+    let target = Target::Process { group: "escape", process: "p" };
     let leader = guard.spawn(
         "escape",
         "p",
@@ -222,21 +195,14 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
     );
     // Three sleeps: the background one, the setsid orphan, the foreground one.
     poll_until("three sleeps", || {
-        marked_processes("escape")
-            .values()
-            .filter(|c| c.as_str() == "sleep")
-            .count()
-            == 3
+        marked_processes("escape").values().filter(|c| c.as_str() == "sleep").count() == 3
     });
     let marked = marked_processes("escape");
     let in_cgroup = guard.backend.pids(target).expect("pids");
     let path = guard.backend.path(target);
     assert!(path.ends_with("/escape/p"), "{path}");
     for (pid, comm) in &marked {
-        assert!(
-            in_cgroup.contains(pid),
-            "{comm} ({pid}) escaped: cgroup has {in_cgroup:?}"
-        );
+        assert!(in_cgroup.contains(pid), "{comm} ({pid}) escaped: cgroup has {in_cgroup:?}");
         let membership =
             std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup");
         for line in membership.lines() {
@@ -244,10 +210,7 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
             let (controllers, cgroup) = rest.split_once(':').expect("path");
             let ours = matches!(controllers, "" | "memory" | "cpu" | "pids");
             if ours && guard.backend.mode() != Mode::None {
-                assert!(
-                    cgroup.ends_with("/escape/p"),
-                    "{comm} ({pid}) is in {controllers}:{cgroup}"
-                );
+                assert!(cgroup.ends_with("/escape/p"), "{comm} ({pid}) is in {controllers}:{cgroup}");
             }
         }
     }
@@ -255,10 +218,7 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
     assert!(guard.backend.is_populated(target).expect("populated"));
 
     guard.backend.kill(target).expect("kill");
-    assert!(
-        guard.wait_until_empty(target),
-        "cgroup still populated after kill"
-    );
+    assert!(guard.wait_until_empty(target), "cgroup still populated after kill");
     let status = guard.wait_last();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     for (pid, comm) in &marked {
@@ -276,23 +236,14 @@ fn memory_max_gets_the_program_oom_killed_and_counted() {
     let Some(backend) = backend_for("oom") else {
         return;
     };
-    let limits = Limits {
-        memory_max: Some(32 << 20),
-        ..Limits::default()
-    };
+    let limits = Limits { memory_max: Some(32 << 20), ..Limits::default() };
     if let Err(err) = backend.check_limits(&limits) {
-        assert!(
-            !std::env::var("CORRAL_REQUIRE_CGROUPS").is_ok_and(|v| v == "1"),
-            "{err}"
-        );
+        assert!(!std::env::var("CORRAL_REQUIRE_CGROUPS").is_ok_and(|v| v == "1"), "{err}");
         eprintln!("skipping: {err}");
         return;
     }
     let mut guard = Guard::new(backend);
-    let target = Target::Process {
-        group: "oom",
-        process: "p",
-    };
+    let target = Target::Process { group: "oom", process: "p" };
     let mut watch = OomWatch::new();
     // tail keeps a newline-less input in memory: 200 MB against a 32 MB limit.
     guard.spawn("oom", "p", &limits, "head -c 200M /dev/zero | tail");
@@ -300,15 +251,10 @@ fn memory_max_gets_the_program_oom_killed_and_counted() {
     assert!(!status.success(), "200 MB fit in 32 MB? {status:?}");
     let kills = guard.backend.oom_kills(target).expect("oom kills");
     assert!(kills >= 1, "oom_kills = {kills}, status {status:?}");
-    assert!(watch
-        .oom_killed_since_last(guard.backend.as_ref(), target)
-        .expect("watch"));
+    assert!(watch.oom_killed_since_last(guard.backend.as_ref(), target).expect("watch"));
     let readings = guard.backend.readings(target).expect("readings");
     if let Some(peak) = readings.memory_peak {
-        assert!(
-            peak <= (32 << 20) + (1 << 20),
-            "peak {peak} above the limit"
-        );
+        assert!(peak <= (32 << 20) + (1 << 20), "peak {peak} above the limit");
         eprintln!("oom: {kills} kill(s), peak {} KiB", peak / 1024);
     }
 }
@@ -318,38 +264,20 @@ fn tasks_max_limits_forks() {
     let Some(backend) = backend_for("tasks") else {
         return;
     };
-    let limits = Limits {
-        tasks_max: Some(8),
-        ..Limits::default()
-    };
+    let limits = Limits { tasks_max: Some(8), ..Limits::default() };
     if let Err(err) = backend.check_limits(&limits) {
-        assert!(
-            !std::env::var("CORRAL_REQUIRE_CGROUPS").is_ok_and(|v| v == "1"),
-            "{err}"
-        );
+        assert!(!std::env::var("CORRAL_REQUIRE_CGROUPS").is_ok_and(|v| v == "1"), "{err}");
         eprintln!("skipping: {err}");
         return;
     }
     let mut guard = Guard::new(backend);
-    let target = Target::Process {
-        group: "tasks",
-        process: "p",
-    };
+    let target = Target::Process { group: "tasks", process: "p" };
     // dash gives up ("Cannot fork") at the first refused fork.
-    guard.spawn(
-        "tasks",
-        "p",
-        &limits,
-        "i=0; while [ $i -lt 20 ]; do sleep 300 & i=$((i+1)); done; exit 0",
-    );
+    guard.spawn("tasks", "p", &limits, "i=0; while [ $i -lt 20 ]; do sleep 300 & i=$((i+1)); done; exit 0");
     let status = guard.wait_last();
     assert!(!status.success(), "20 forks under tasks_max=8: {status:?}");
     let left = guard.backend.pids(target).expect("pids");
-    assert!(
-        !left.is_empty() && left.len() <= 8,
-        "{} tasks: {left:?}",
-        left.len()
-    );
+    assert!(!left.is_empty() && left.len() <= 8, "{} tasks: {left:?}", left.len());
     if let Some(tasks) = guard.backend.readings(target).expect("readings").tasks {
         assert!(tasks <= 8, "pids.current = {tasks}");
     }
@@ -363,26 +291,13 @@ fn stats_and_cpu_percent_come_from_the_cgroup() {
         return;
     };
     let mut guard = Guard::new(backend);
-    let target = Target::Process {
-        group: "stats",
-        process: "p",
-    };
+    let target = Target::Process { group: "stats", process: "p" };
     // A busy loop plus an idle child: two tasks, one burning CPU.
-    let pid = guard.spawn(
-        "stats",
-        "p",
-        &Limits::default(),
-        "sleep 300 & while :; do :; done",
-    ) as i32;
-    poll_until("two tasks", || {
-        guard.backend.pids(target).map(|p| p.len()).unwrap_or(0) == 2
-    });
+    let pid = guard.spawn("stats", "p", &Limits::default(), "sleep 300 & while :; do :; done") as i32;
+    poll_until("two tasks", || guard.backend.pids(target).map(|p| p.len()).unwrap_or(0) == 2);
     let mut sampler = CpuSampler::new();
     let first = stats::read_process(guard.backend.as_ref(), target, Some(pid)).expect("stats");
-    assert!(
-        sampler.sample(&first, Instant::now()).is_none(),
-        "needs two readings"
-    );
+    assert!(sampler.sample(&first, Instant::now()).is_none(), "needs two readings");
     let start = Instant::now();
     let mut percent = None;
     while percent.is_none_or(|p: f64| p < 1.0) && start.elapsed() < DEADLINE {
@@ -391,19 +306,13 @@ fn stats_and_cpu_percent_come_from_the_cgroup() {
         percent = sampler.sample(&next, Instant::now());
     }
     let percent = percent.expect("cpu percent");
-    assert!(
-        percent > 20.0 && percent < 130.0,
-        "busy loop at {percent:.1}% CPU"
-    );
+    assert!(percent > 20.0 && percent < 130.0, "busy loop at {percent:.1}% CPU");
     let reading = stats::read_process(guard.backend.as_ref(), target, Some(pid)).expect("stats");
     assert_eq!(reading.processes, Some(2), "{reading:?}");
     assert!(reading.rss_bytes.is_some_and(|r| r > 0), "{reading:?}");
     assert!(reading.open_fds.is_some_and(|n| n >= 3), "{reading:?}");
     assert!(reading.memory_current.is_some_and(|m| m > 0), "{reading:?}");
-    assert_eq!(
-        reading.cgroup.as_deref(),
-        Some(guard.backend.path(target).as_str())
-    );
+    assert_eq!(reading.cgroup.as_deref(), Some(guard.backend.path(target).as_str()));
     let group = stats::read_group(guard.backend.as_ref(), "stats").expect("group stats");
     assert_eq!(group.processes, Some(2), "{group:?}");
     eprintln!("stats: busy loop at {percent:.1}% CPU; {reading:?}");
@@ -417,24 +326,16 @@ fn freeze_stops_and_thaw_resumes() {
         return;
     };
     let mut guard = Guard::new(backend);
-    let target = Target::Process {
-        group: "freeze",
-        process: "p",
-    };
+    let target = Target::Process { group: "freeze", process: "p" };
     let pid = guard.spawn("freeze", "p", &Limits::default(), "while :; do :; done") as i32;
     guard.backend.freeze(target).expect("freeze");
     let state = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().chars().next())
-            })
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()))
             .flatten()
     };
-    poll_until("frozen task to sleep", || {
-        matches!(state(), Some('S' | 'D'))
-    });
+    poll_until("frozen task to sleep", || matches!(state(), Some('S' | 'D')));
     guard.backend.thaw(target).expect("thaw");
     poll_until("thawed task to run", || state() == Some('R'));
     guard.backend.kill(target).expect("kill");

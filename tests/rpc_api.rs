@@ -332,7 +332,7 @@ impl FakeEngine {
                     let res = match Self::find(&st, &spec) {
                         None => Err(Fault::new(FaultCode::BadName, spec.group.clone())),
                         Some(p) if p.name == "w0" => Ok(None),
-                        Some(p) => Ok(Some(st.logdir.join(format!("{}-{}.log", p.name, channel.name())))),
+                        Some(p) => Ok(Some(st.logdir.join(format!("{}-{}.log", p.name, channel.as_str())))),
                     };
                     let _ = r.send(res);
                 }

@@ -76,10 +76,7 @@ pub fn detect_host() -> Result<Setup, CgroupError> {
             source,
         })
     };
-    Ok(detect(
-        &read("/proc/self/mountinfo")?,
-        &read("/proc/self/cgroup")?,
-    ))
+    Ok(detect(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?))
 }
 
 /// Detects the layout from the text of `/proc/self/mountinfo` and
@@ -116,12 +113,7 @@ pub fn detect(mountinfo: &str, proc_cgroup: &str) -> Setup {
                     continue;
                 }
                 let own = own_path(&memberships, Some(&controllers), &mount.root);
-                legacy.push(Hierarchy {
-                    mount: mount.point,
-                    controllers,
-                    own,
-                    read_only: mount.read_only,
-                });
+                legacy.push(Hierarchy { mount: mount.point, controllers, own, read_only: mount.read_only });
             }
             _ => {}
         }
@@ -130,14 +122,10 @@ pub fn detect(mountinfo: &str, proc_cgroup: &str) -> Setup {
     let writable_v2 = unified.as_ref().is_some_and(|h| !h.read_only);
     let writable_v1 = legacy.iter().any(|h| !h.read_only);
     let (mode, reason) = match (unified.is_some(), !legacy.is_empty()) {
-        (false, false) => (
-            Mode::None,
-            Some("no cgroup filesystem is mounted".to_string()),
-        ),
-        _ if !writable_v2 && !writable_v1 => (
-            Mode::None,
-            Some("every cgroup filesystem is mounted read-only".to_string()),
-        ),
+        (false, false) => (Mode::None, Some("no cgroup filesystem is mounted".to_string())),
+        _ if !writable_v2 && !writable_v1 => {
+            (Mode::None, Some("every cgroup filesystem is mounted read-only".to_string()))
+        }
         (true, false) => (Mode::Unified, None),
         (true, true) if writable_v2 => (Mode::Hybrid, None),
         // A read-only cgroup2 next to writable v1 controllers: v1 alone.
@@ -146,12 +134,7 @@ pub fn detect(mountinfo: &str, proc_cgroup: &str) -> Setup {
     if mode == Mode::Legacy {
         unified = None;
     }
-    Setup {
-        mode,
-        unified,
-        legacy,
-        reason,
-    }
+    Setup { mode, unified, legacy, reason }
 }
 
 /// One line of `/proc/self/cgroup`: hierarchy controllers and path.
@@ -168,11 +151,7 @@ fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             let controllers = fields.next()?;
             let path = fields.next()?;
             Some(Membership {
-                controllers: controllers
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                controllers: controllers.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
                 path: path.to_string(),
             })
         })
@@ -182,11 +161,7 @@ fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
 /// The daemon's path in a hierarchy: the `/proc/self/cgroup` line whose
 /// controller list matches (`None` = the cgroup2 line, `0::`), made relative
 /// to the mount's root (a container may mount a subtree).
-fn own_path(
-    memberships: &[Membership],
-    controllers: Option<&[String]>,
-    mount_root: &str,
-) -> String {
+fn own_path(memberships: &[Membership], controllers: Option<&[String]>, mount_root: &str) -> String {
     let found = memberships.iter().find(|m| match controllers {
         None => m.controllers.is_empty(),
         Some(wanted) => {
@@ -307,16 +282,9 @@ mod tests {
         let unified = setup.unified.expect("cgroup2");
         assert_eq!(unified.mount, PathBuf::from("/sys/fs/cgroup/unified"));
         assert_eq!(unified.own, "/");
-        let memory = setup
-            .legacy
-            .iter()
-            .find(|h| h.has("memory"))
-            .expect("memory hierarchy");
+        let memory = setup.legacy.iter().find(|h| h.has("memory")).expect("memory hierarchy");
         assert_eq!(memory.own, "/process_api/3e4d");
-        assert_eq!(
-            memory.own_dir(),
-            PathBuf::from("/sys/fs/cgroup/memory/process_api/3e4d")
-        );
+        assert_eq!(memory.own_dir(), PathBuf::from("/sys/fs/cgroup/memory/process_api/3e4d"));
         assert!(
             !setup.legacy.iter().any(|h| h.mount.ends_with("systemd")),
             "named hierarchy without controllers is not a v1 controller mount"
@@ -347,10 +315,7 @@ mod tests {
         assert!(setup.unified.is_none());
         let cpu = setup.legacy.iter().find(|h| h.has("cpu")).expect("cpu");
         assert!(cpu.has("cpuacct"));
-        assert_eq!(
-            cpu.own, "/a",
-            "controller order in /proc/self/cgroup may differ"
-        );
+        assert_eq!(cpu.own, "/a", "controller order in /proc/self/cgroup may differ");
     }
 
     #[test]
@@ -381,9 +346,6 @@ mod tests {
     fn escaped_mount_points_are_decoded() {
         let mountinfo = "25 1 0:23 / /tmp/a\\040b rw - cgroup2 cgroup2 rw\n";
         let setup = detect(mountinfo, "0::/\n");
-        assert_eq!(
-            setup.unified.expect("cgroup2").mount,
-            PathBuf::from("/tmp/a b")
-        );
+        assert_eq!(setup.unified.expect("cgroup2").mount, PathBuf::from("/tmp/a b"));
     }
 }

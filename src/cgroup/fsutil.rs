@@ -21,8 +21,7 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
         .truncate(true)
         .open(path)
         .map_err(io_err("open for writing", path))?;
-    file.write_all(value.as_bytes())
-        .map_err(io_err("write", path))
+    file.write_all(value.as_bytes()).map_err(io_err("write", path))
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
@@ -34,11 +33,7 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, CgroupError> 
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(CgroupError::Io { op: "read", path: path.to_path_buf(), source }),
     }
 }
 
@@ -74,11 +69,7 @@ pub(crate) fn mkdir(path: &Path) -> Result<(), CgroupError> {
             Ok(())
         }
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Io {
-            op: "mkdir",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(CgroupError::Io { op: "mkdir", path: path.to_path_buf(), source }),
     }
 }
 
@@ -101,18 +92,14 @@ pub(crate) fn rmdir(path: &Path) -> Result<(), CgroupError> {
     match fs::remove_dir(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) if err.raw_os_error() == Some(libc::EBUSY) => Err(CgroupError::Busy {
-            path: path.to_path_buf(),
-        }),
+        Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {
+            Err(CgroupError::Busy { path: path.to_path_buf() })
+        }
         Err(err) if err.raw_os_error() == Some(libc::ENOTEMPTY) && !is_cgroupfs(path) => {
             remove_plain_files(path)?;
             fs::remove_dir(path).map_err(io_err("rmdir", path))
         }
-        Err(source) => Err(CgroupError::Io {
-            op: "rmdir",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(CgroupError::Io { op: "rmdir", path: path.to_path_buf(), source }),
     }
 }
 
@@ -129,13 +116,7 @@ pub(crate) fn subdirs(path: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let entries = match fs::read_dir(path) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CgroupError::Io {
-                op: "list",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+        Err(source) => return Err(CgroupError::Io { op: "list", path: path.to_path_buf(), source }),
     };
     let mut dirs = Vec::new();
     for entry in entries {

@@ -29,14 +29,11 @@ impl HybridBackend {
         options: &OpenOptions,
     ) -> Result<HybridBackend, CgroupError> {
         let unified = UnifiedBackend::new(unified, options, Mode::Hybrid)?;
-        let v1_controllers: Vec<Controller> = Controller::ALL
-            .into_iter()
-            .filter(|c| !unified.controllers().contains(c))
-            .collect();
+        let v1_controllers: Vec<Controller> =
+            Controller::ALL.into_iter().filter(|c| !unified.controllers().contains(c)).collect();
         // cgroup2's cpu.stat has usage_usec without any controller, so
         // cpuacct is not needed; membership is cgroup2's, so no freezer.
-        let legacy =
-            LegacyBackend::with_controllers(legacy, options, &v1_controllers, false, false)?;
+        let legacy = LegacyBackend::with_controllers(legacy, options, &v1_controllers, false, false)?;
         Ok(HybridBackend { unified, legacy })
     }
 
@@ -44,15 +41,9 @@ impl HybridBackend {
     fn split(&self, limits: &Limits) -> (Limits, Limits) {
         let on_v2 = |c: Controller| self.unified.controllers().contains(&c);
         let pick = |v2: bool| Limits {
-            memory_max: limits
-                .memory_max
-                .filter(|_| on_v2(Controller::Memory) == v2),
-            memory_high: limits
-                .memory_high
-                .filter(|_| on_v2(Controller::Memory) == v2),
-            memory_swap_max: limits
-                .memory_swap_max
-                .filter(|_| on_v2(Controller::Memory) == v2),
+            memory_max: limits.memory_max.filter(|_| on_v2(Controller::Memory) == v2),
+            memory_high: limits.memory_high.filter(|_| on_v2(Controller::Memory) == v2),
+            memory_swap_max: limits.memory_swap_max.filter(|_| on_v2(Controller::Memory) == v2),
             cpu_quota: limits.cpu_quota.filter(|_| on_v2(Controller::Cpu) == v2),
             cpu_weight: limits.cpu_weight.filter(|_| on_v2(Controller::Cpu) == v2),
             tasks_max: limits.tasks_max.filter(|_| on_v2(Controller::Pids) == v2),
@@ -68,11 +59,7 @@ impl Backend for HybridBackend {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{}; limits via {}",
-            self.unified.describe(),
-            self.legacy.describe()
-        )
+        format!("{}; limits via {}", self.unified.describe(), self.legacy.describe())
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
@@ -91,12 +78,7 @@ impl Backend for HybridBackend {
         self.legacy.prepare_group(group, &v1)
     }
 
-    fn prepare_process(
-        &self,
-        group: &str,
-        process: &str,
-        limits: &Limits,
-    ) -> Result<Placement, CgroupError> {
+    fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError> {
         let target = Target::Process { group, process };
         target.validate()?;
         let (v2, v1) = self.split(limits);
@@ -191,10 +173,7 @@ mod tests {
 
     fn fake_host(tmp: &std::path::Path, v2_offers: &str) -> (HybridBackend, PathBuf) {
         let mut mountinfo = String::new();
-        for (i, name) in ["cpu", "cpuacct", "memory", "pids", "freezer"]
-            .iter()
-            .enumerate()
-        {
+        for (i, name) in ["cpu", "cpuacct", "memory", "pids", "freezer"].iter().enumerate() {
             let mount = tmp.join(name);
             fs::create_dir_all(&mount).expect("mkdir");
             fs::write(mount.join("cgroup.procs"), "").expect("write");
@@ -207,26 +186,15 @@ mod tests {
         let unified = tmp.join("unified");
         fs::create_dir_all(&unified).expect("mkdir");
         fs::write(unified.join("cgroup.controllers"), v2_offers).expect("write");
-        for file in [
-            "cgroup.subtree_control",
-            "cgroup.procs",
-            "cgroup.events",
-            "cgroup.kill",
-        ] {
+        for file in ["cgroup.subtree_control", "cgroup.procs", "cgroup.events", "cgroup.kill"] {
             fs::write(unified.join(file), "").expect("write");
         }
-        mountinfo.push_str(&format!(
-            "41 1 0:9 / {} rw - cgroup2 cgroup2 rw\n",
-            unified.display()
-        ));
+        mountinfo.push_str(&format!("41 1 0:9 / {} rw - cgroup2 cgroup2 rw\n", unified.display()));
         let setup = detect(&mountinfo, "1:cpu:/\n2:memory:/\n0::/\n");
         assert_eq!(setup.mode, Mode::Hybrid);
-        let backend = HybridBackend::new(
-            setup.unified.as_ref().expect("v2"),
-            &setup.legacy,
-            &OpenOptions::default(),
-        )
-        .expect("backend");
+        let backend =
+            HybridBackend::new(setup.unified.as_ref().expect("v2"), &setup.legacy, &OpenOptions::default())
+                .expect("backend");
         (backend, unified)
     }
 
@@ -234,34 +202,17 @@ mod tests {
     fn membership_on_cgroup2_limits_on_v1() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (backend, unified) = fake_host(tmp.path(), "");
-        let placement = backend
-            .prepare_process("web", "web_00", &Limits::default())
-            .expect("start");
+        let placement = backend.prepare_process("web", "web_00", &Limits::default()).expect("start");
         // memory, cpu, pids on v1; no cpuacct or freezer dir; plus cgroup2.
         assert_eq!(placement.procs_fds.len(), 4);
         assert!(unified.join("corral/web/web_00").is_dir());
         assert!(tmp.path().join("memory/corral/web/web_00").is_dir());
-        assert!(
-            !tmp.path().join("freezer/corral").exists(),
-            "cgroup2 owns membership"
-        );
-        assert!(
-            !tmp.path().join("cpuacct/corral").exists(),
-            "cgroup2 cpu.stat has usage"
-        );
-        let target = Target::Process {
-            group: "web",
-            process: "web_00",
-        };
-        assert_eq!(
-            backend.events_path(target),
-            Some(unified.join("corral/web/web_00/cgroup.events"))
-        );
+        assert!(!tmp.path().join("freezer/corral").exists(), "cgroup2 owns membership");
+        assert!(!tmp.path().join("cpuacct/corral").exists(), "cgroup2 cpu.stat has usage");
+        let target = Target::Process { group: "web", process: "web_00" };
+        assert_eq!(backend.events_path(target), Some(unified.join("corral/web/web_00/cgroup.events")));
         backend.kill(target).expect("kill");
-        assert_eq!(
-            fs::read_to_string(unified.join("corral/web/web_00/cgroup.kill")).expect("read"),
-            "1"
-        );
+        assert_eq!(fs::read_to_string(unified.join("corral/web/web_00/cgroup.kill")).expect("read"), "1");
         backend.remove(Target::Group("web")).expect("remove");
         assert!(!unified.join("corral/web").exists());
         assert!(!tmp.path().join("memory/corral/web").exists());
@@ -277,15 +228,8 @@ mod tests {
         assert_eq!(v1.tasks_max, None);
         assert_eq!(v1.memory_max, Some(1 << 30));
         // io has neither a cgroup2 controller nor a blkio mount here.
-        let err = backend
-            .check_limits(&Limits {
-                io_weight: Some(5),
-                ..Limits::default()
-            })
-            .expect_err("no io");
-        assert_eq!(
-            err.to_string(),
-            "io_weight: the cgroup v1 blkio controller is not mounted"
-        );
+        let err =
+            backend.check_limits(&Limits { io_weight: Some(5), ..Limits::default() }).expect_err("no io");
+        assert_eq!(err.to_string(), "io_weight: the cgroup v1 blkio controller is not mounted");
     }
 }

@@ -72,13 +72,7 @@ impl LegacyBackend {
         options: &OpenOptions,
         owns_membership: bool,
     ) -> Result<LegacyBackend, CgroupError> {
-        Self::with_controllers(
-            hierarchies,
-            options,
-            &Controller::ALL,
-            true,
-            owns_membership,
-        )
+        Self::with_controllers(hierarchies, options, &Controller::ALL, true, owns_membership)
     }
 
     /// Opens the hierarchies for `limit_controllers` (plus cpuacct when
@@ -121,17 +115,9 @@ impl LegacyBackend {
                 reason: "no writable v1 controller hierarchy is mounted".to_string(),
             });
         }
-        let limit_controllers = limit_controllers
-            .iter()
-            .copied()
-            .filter(|c| trees.iter().any(|t| t.has(c.v1_name())))
-            .collect();
-        Ok(LegacyBackend {
-            trees,
-            limit_controllers,
-            owns_membership,
-            top_name: options.top.clone(),
-        })
+        let limit_controllers =
+            limit_controllers.iter().copied().filter(|c| trees.iter().any(|t| t.has(c.v1_name()))).collect();
+        Ok(LegacyBackend { trees, limit_controllers, owns_membership, top_name: options.top.clone() })
     }
 
     fn tree(&self, controller: &str) -> Option<&V1Tree> {
@@ -141,9 +127,7 @@ impl LegacyBackend {
     /// The hierarchy whose `cgroup.procs` defines membership: freezer (it can
     /// also stop forks during a kill), else memory, else any.
     fn membership(&self) -> Option<&V1Tree> {
-        self.tree("freezer")
-            .or_else(|| self.tree("memory"))
-            .or(self.trees.first())
+        self.tree("freezer").or_else(|| self.tree("memory")).or(self.trees.first())
     }
 
     fn ensure_group(&self, group: &str) -> Result<(), CgroupError> {
@@ -154,12 +138,7 @@ impl LegacyBackend {
         Ok(())
     }
 
-    fn write_limits(
-        &self,
-        target: Target<'_>,
-        limits: &Limits,
-        reset: bool,
-    ) -> Result<(), CgroupError> {
+    fn write_limits(&self, target: Target<'_>, limits: &Limits, reset: bool) -> Result<(), CgroupError> {
         for &controller in &self.limit_controllers {
             if let Some(tree) = self.tree(controller.v1_name()) {
                 limits::write_v1(&tree.dir(target), limits, controller, reset)?;
@@ -191,10 +170,7 @@ impl LegacyBackend {
             tree.mkdir(&leaf)?;
         }
         self.write_limits(target, limits, false)?;
-        self.trees
-            .iter()
-            .map(|tree| fsutil::open_procs(&tree.dir(target)))
-            .collect()
+        self.trees.iter().map(|tree| fsutil::open_procs(&tree.dir(target))).collect()
     }
 
     /// A directory below `<root>/<top>` where limit files can be probed
@@ -211,10 +187,7 @@ impl LegacyBackend {
         limits: &Limits,
     ) -> Result<(), CgroupError> {
         let name = controller.v1_name();
-        let Some(tree) = self
-            .tree(name)
-            .filter(|_| self.limit_controllers.contains(&controller))
-        else {
+        let Some(tree) = self.tree(name).filter(|_| self.limit_controllers.contains(&controller)) else {
             return Err(CgroupError::Unsupported {
                 option,
                 reason: format!("the cgroup v1 {name} controller is not mounted"),
@@ -229,11 +202,7 @@ impl LegacyBackend {
                             .to_string(),
                     });
                 }
-                if !self
-                    .probe_dir(tree)?
-                    .join("memory.memsw.limit_in_bytes")
-                    .exists()
-                {
+                if !self.probe_dir(tree)?.join("memory.memsw.limit_in_bytes").exists() {
                     return Err(CgroupError::Unsupported {
                         option,
                         reason: "memory.memsw.limit_in_bytes is missing (swap accounting is off; boot with swapaccount=1)".to_string(),
@@ -243,9 +212,8 @@ impl LegacyBackend {
             "io_weight" if limits::v1_io_weight_file(&self.probe_dir(tree)?).is_none() => {
                 return Err(CgroupError::Unsupported {
                     option,
-                    reason:
-                        "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)"
-                            .to_string(),
+                    reason: "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)"
+                        .to_string(),
                 });
             }
             _ => {}
@@ -274,33 +242,21 @@ impl LegacyBackend {
         let mut readings = CgroupReadings::default();
         if let Some(tree) = self.tree("cpuacct") {
             readings.cpu_usage_usec =
-                fsutil::read_u64_optional(&tree.dir(target).join("cpuacct.usage"))?
-                    .map(|ns| ns / 1000);
+                fsutil::read_u64_optional(&tree.dir(target).join("cpuacct.usage"))?.map(|ns| ns / 1000);
         }
-        if let Some(tree) = self
-            .tree("memory")
-            .filter(|_| self.limit_controllers.contains(&Controller::Memory))
+        if let Some(tree) =
+            self.tree("memory").filter(|_| self.limit_controllers.contains(&Controller::Memory))
         {
             let dir = tree.dir(target);
-            readings.memory_current =
-                fsutil::read_u64_optional(&dir.join("memory.usage_in_bytes"))?;
-            readings.memory_peak =
-                fsutil::read_u64_optional(&dir.join("memory.max_usage_in_bytes"))?;
+            readings.memory_current = fsutil::read_u64_optional(&dir.join("memory.usage_in_bytes"))?;
+            readings.memory_peak = fsutil::read_u64_optional(&dir.join("memory.max_usage_in_bytes"))?;
             readings.oom_kills = Some(oom_kills_v1(&dir)?);
         }
-        if let Some(tree) = self
-            .tree("pids")
-            .filter(|_| self.limit_controllers.contains(&Controller::Pids))
-        {
+        if let Some(tree) = self.tree("pids").filter(|_| self.limit_controllers.contains(&Controller::Pids)) {
             readings.tasks = fsutil::read_u64_optional(&tree.dir(target).join("pids.current"))?;
         }
-        if let Some(tree) = self
-            .tree("blkio")
-            .filter(|_| self.limit_controllers.contains(&Controller::Io))
-        {
-            let file = tree
-                .dir(target)
-                .join("blkio.throttle.io_service_bytes_recursive");
+        if let Some(tree) = self.tree("blkio").filter(|_| self.limit_controllers.contains(&Controller::Io)) {
+            let file = tree.dir(target).join("blkio.throttle.io_service_bytes_recursive");
             if let Some(text) = fsutil::read_optional(&file)? {
                 let (read, write) = blkio_bytes(&text);
                 readings.io_read_bytes = Some(read);
@@ -374,12 +330,7 @@ impl Backend for LegacyBackend {
         self.write_limits(Target::Group(group), limits, true)
     }
 
-    fn prepare_process(
-        &self,
-        group: &str,
-        process: &str,
-        limits: &Limits,
-    ) -> Result<Placement, CgroupError> {
+    fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError> {
         let target = Target::Process { group, process };
         target.validate()?;
         Ok(Placement {
@@ -416,23 +367,19 @@ impl Backend for LegacyBackend {
 
     fn freeze(&self, target: Target<'_>) -> Result<(), CgroupError> {
         target.validate()?;
-        let freezer = self
-            .tree("freezer")
-            .ok_or_else(|| CgroupError::Unsupported {
-                option: "freeze",
-                reason: "the cgroup v1 freezer controller is not mounted".to_string(),
-            })?;
+        let freezer = self.tree("freezer").ok_or_else(|| CgroupError::Unsupported {
+            option: "freeze",
+            reason: "the cgroup v1 freezer controller is not mounted".to_string(),
+        })?;
         fsutil::write(&freezer.dir(target).join("freezer.state"), "FROZEN")
     }
 
     fn thaw(&self, target: Target<'_>) -> Result<(), CgroupError> {
         target.validate()?;
-        let freezer = self
-            .tree("freezer")
-            .ok_or_else(|| CgroupError::Unsupported {
-                option: "thaw",
-                reason: "the cgroup v1 freezer controller is not mounted".to_string(),
-            })?;
+        let freezer = self.tree("freezer").ok_or_else(|| CgroupError::Unsupported {
+            option: "thaw",
+            reason: "the cgroup v1 freezer controller is not mounted".to_string(),
+        })?;
         fsutil::write(&freezer.dir(target).join("freezer.state"), "THAWED")
     }
 
@@ -481,11 +428,8 @@ impl Backend for LegacyBackend {
     }
 
     fn path(&self, target: Target<'_>) -> String {
-        let root = if self.owns_membership {
-            self.membership()
-        } else {
-            self.tree("memory").or(self.trees.first())
-        };
+        let root =
+            if self.owns_membership { self.membership() } else { self.tree("memory").or(self.trees.first()) };
         match root {
             Some(tree) => display_path(&tree.root_rel, &self.top_name, target),
             None => String::new(),
@@ -518,9 +462,7 @@ mod tests {
             let tmp = tempfile::tempdir().expect("tempdir");
             let base = tmp.path().to_path_buf();
             let mut hierarchies = Vec::new();
-            for name in [
-                "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio",
-            ] {
+            for name in ["cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio"] {
                 let own = if name == "memory" { MEMORY_OWN } else { "/" };
                 let mount = base.join(name);
                 let own_dir = join_cgroup_path(&mount, own);
@@ -547,11 +489,7 @@ mod tests {
                     read_only: false,
                 });
             }
-            Fake {
-                _tmp: tmp,
-                base,
-                hierarchies,
-            }
+            Fake { _tmp: tmp, base, hierarchies }
         }
 
         fn backend(&self) -> LegacyBackend {
@@ -561,16 +499,8 @@ mod tests {
         fn seed(&self, rel: &str, files: &[(&str, &str)]) {
             for (file, content) in files {
                 let (controller, _) = file.split_once('.').expect("controller.file");
-                let hierarchy = if controller == "cgroup" {
-                    "freezer"
-                } else {
-                    controller
-                };
-                let own = if hierarchy == "memory" {
-                    MEMORY_OWN
-                } else {
-                    "/"
-                };
+                let hierarchy = if controller == "cgroup" { "freezer" } else { controller };
+                let own = if hierarchy == "memory" { MEMORY_OWN } else { "/" };
                 let dir = join_cgroup_path(&self.base.join(hierarchy), own).join(rel);
                 fs::create_dir_all(&dir).expect("mkdir");
                 fs::write(dir.join(file), content).expect("seed");
@@ -578,14 +508,8 @@ mod tests {
         }
 
         fn read(&self, hierarchy: &str, rel: &str, file: &str) -> String {
-            let own = if hierarchy == "memory" {
-                MEMORY_OWN
-            } else {
-                "/"
-            };
-            let path = join_cgroup_path(&self.base.join(hierarchy), own)
-                .join(rel)
-                .join(file);
+            let own = if hierarchy == "memory" { MEMORY_OWN } else { "/" };
+            let path = join_cgroup_path(&self.base.join(hierarchy), own).join(rel).join(file);
             fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         }
     }
@@ -594,26 +518,11 @@ mod tests {
     fn dirs_go_under_the_daemons_own_path_and_skip_cpuset() {
         let fake = Fake::new();
         let backend = fake.backend();
-        let placement = backend
-            .prepare_process("web", "web_00", &Limits::default())
-            .expect("start");
-        assert_eq!(
-            placement.procs_fds.len(),
-            6,
-            "cpu cpuacct memory pids freezer blkio"
-        );
-        assert!(fake
-            .base
-            .join("memory/machine/abc/corral/web/web_00")
-            .is_dir());
-        assert!(
-            !fake.base.join("memory/corral").exists(),
-            "never at the v1 root"
-        );
-        assert!(
-            !fake.base.join("cpuset/corral").exists(),
-            "cpuset is left alone"
-        );
+        let placement = backend.prepare_process("web", "web_00", &Limits::default()).expect("start");
+        assert_eq!(placement.procs_fds.len(), 6, "cpu cpuacct memory pids freezer blkio");
+        assert!(fake.base.join("memory/machine/abc/corral/web/web_00").is_dir());
+        assert!(!fake.base.join("memory/corral").exists(), "never at the v1 root");
+        assert!(!fake.base.join("cpuset/corral").exists(), "cpuset is left alone");
         assert_eq!(placement.path, "/corral/web/web_00", "freezer path shown");
     }
 
@@ -635,27 +544,16 @@ mod tests {
         };
         backend.check_limits(&limits).expect("all enforceable");
         backend.prepare_group("web", &limits).expect("group");
-        assert_eq!(
-            fake.read("memory", rel, "memory.limit_in_bytes"),
-            "33554432"
-        );
-        assert_eq!(
-            fake.read("memory", rel, "memory.soft_limit_in_bytes"),
-            "16777216"
-        );
-        assert_eq!(
-            fake.read("memory", rel, "memory.memsw.limit_in_bytes"),
-            "34603008"
-        );
+        assert_eq!(fake.read("memory", rel, "memory.limit_in_bytes"), "33554432");
+        assert_eq!(fake.read("memory", rel, "memory.soft_limit_in_bytes"), "16777216");
+        assert_eq!(fake.read("memory", rel, "memory.memsw.limit_in_bytes"), "34603008");
         assert_eq!(fake.read("cpu", rel, "cpu.cfs_period_us"), "100000");
         assert_eq!(fake.read("cpu", rel, "cpu.cfs_quota_us"), "50000");
         assert_eq!(fake.read("cpu", rel, "cpu.shares"), "2048");
         assert_eq!(fake.read("pids", rel, "pids.max"), "8");
         assert_eq!(fake.read("blkio", rel, "blkio.bfq.weight"), "1000");
 
-        backend
-            .apply_limits(Target::Group("web"), &Limits::default())
-            .expect("reset");
+        backend.apply_limits(Target::Group("web"), &Limits::default()).expect("reset");
         assert_eq!(fake.read("memory", rel, "memory.limit_in_bytes"), "-1");
         assert_eq!(fake.read("cpu", rel, "cpu.cfs_quota_us"), "-1");
         assert_eq!(fake.read("pids", rel, "pids.max"), "max");
@@ -664,38 +562,21 @@ mod tests {
     #[test]
     fn unenforceable_v1_limits_name_the_option() {
         let fake = Fake::new();
-        let without_pids: Vec<Hierarchy> = fake
-            .hierarchies
-            .iter()
-            .filter(|h| !h.has("pids"))
-            .cloned()
-            .collect();
-        let backend =
-            LegacyBackend::new(&without_pids, &OpenOptions::default(), true).expect("backend");
+        let without_pids: Vec<Hierarchy> =
+            fake.hierarchies.iter().filter(|h| !h.has("pids")).cloned().collect();
+        let backend = LegacyBackend::new(&without_pids, &OpenOptions::default(), true).expect("backend");
         let err = backend
-            .check_limits(&Limits {
-                tasks_max: Some(8),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { tasks_max: Some(8), ..Limits::default() })
             .expect_err("no pids hierarchy");
-        assert_eq!(
-            err.to_string(),
-            "tasks_max: the cgroup v1 pids controller is not mounted"
-        );
+        assert_eq!(err.to_string(), "tasks_max: the cgroup v1 pids controller is not mounted");
 
         let err = backend
-            .check_limits(&Limits {
-                memory_swap_max: Some(1),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { memory_swap_max: Some(1), ..Limits::default() })
             .expect_err("swap without max");
         assert!(err.to_string().starts_with("memory_swap_max: "), "{err}");
 
         let err = backend
-            .check_limits(&Limits {
-                io_weight: Some(100),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { io_weight: Some(100), ..Limits::default() })
             .expect_err("no blkio weight file in the fake tree");
         assert!(err.to_string().starts_with("io_weight: "), "{err}");
     }
@@ -704,27 +585,12 @@ mod tests {
     fn kill_freezes_signals_and_thaws() {
         let fake = Fake::new();
         let backend = fake.backend();
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         // An empty freezer leaf: the kill has no one to signal, but must
         // leave the cgroup thawed.
-        fake.seed(
-            "corral/g/p",
-            &[("freezer.state", "THAWED"), ("cgroup.procs", "")],
-        );
-        backend
-            .kill(Target::Process {
-                group: "g",
-                process: "p",
-            })
-            .expect("kill");
-        assert_eq!(
-            fake.read("freezer", "corral/g/p", "freezer.state"),
-            "THAWED"
-        );
+        fake.seed("corral/g/p", &[("freezer.state", "THAWED"), ("cgroup.procs", "")]);
+        backend.kill(Target::Process { group: "g", process: "p" }).expect("kill");
+        assert_eq!(fake.read("freezer", "corral/g/p", "freezer.state"), "THAWED");
         assert!(!backend.is_populated(Target::Group("g")).expect("populated"));
         assert_eq!(backend.events_path(Target::Group("g")), None);
     }
@@ -733,25 +599,12 @@ mod tests {
     fn fresh_leaf_per_start_and_busy_leaf_refused() {
         let fake = Fake::new();
         let backend = fake.backend();
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         fake.seed("corral/g/p", &[("memory.marker", "old")]);
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("restart"),
-        );
-        assert!(!fake
-            .base
-            .join("memory/machine/abc/corral/g/p/memory.marker")
-            .exists());
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("restart"));
+        assert!(!fake.base.join("memory/machine/abc/corral/g/p/memory.marker").exists());
         fake.seed("corral/g/p", &[("cgroup.procs", "4242\n")]);
-        let err = backend
-            .prepare_process("g", "p", &Limits::default())
-            .expect_err("busy");
+        let err = backend.prepare_process("g", "p", &Limits::default()).expect_err("busy");
         assert!(matches!(err, CgroupError::Busy { .. }), "{err}");
         assert_eq!(backend.pids(Target::Group("g")).expect("pids"), vec![4242]);
     }
@@ -760,16 +613,8 @@ mod tests {
     fn v1_readings_and_oom_kills_sum_below_a_group() {
         let fake = Fake::new();
         let backend = fake.backend();
-        drop(
-            backend
-                .prepare_process("g", "a", &Limits::default())
-                .expect("a"),
-        );
-        drop(
-            backend
-                .prepare_process("g", "b", &Limits::default())
-                .expect("b"),
-        );
+        drop(backend.prepare_process("g", "a", &Limits::default()).expect("a"));
+        drop(backend.prepare_process("g", "b", &Limits::default()).expect("b"));
         let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
         fake.seed("corral/g/a", &[("memory.oom_control", oom)]);
         fake.seed("corral/g/b", &[("memory.oom_control", oom)]);
@@ -794,14 +639,6 @@ mod tests {
         assert_eq!(readings.io_read_bytes, Some(10));
         assert_eq!(readings.io_write_bytes, Some(20));
         assert_eq!(readings.oom_kills, Some(2));
-        assert_eq!(
-            backend
-                .oom_kills(Target::Process {
-                    group: "g",
-                    process: "a"
-                })
-                .expect("oom"),
-            1
-        );
+        assert_eq!(backend.oom_kills(Target::Process { group: "g", process: "a" }).expect("oom"), 1);
     }
 }

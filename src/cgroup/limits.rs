@@ -20,12 +20,8 @@ pub(crate) enum Controller {
 
 impl Controller {
     /// Every controller corral uses for limits and readings.
-    pub(crate) const ALL: [Controller; 4] = [
-        Controller::Memory,
-        Controller::Cpu,
-        Controller::Pids,
-        Controller::Io,
-    ];
+    pub(crate) const ALL: [Controller; 4] =
+        [Controller::Memory, Controller::Cpu, Controller::Pids, Controller::Io];
 
     /// The cgroup2 controller name.
     pub(crate) fn v2_name(self) -> &'static str {
@@ -56,21 +52,9 @@ pub(crate) fn requested(limits: &Limits) -> Vec<(&'static str, Controller)> {
             out.push((option, controller));
         }
     };
-    add(
-        limits.memory_max.is_some(),
-        "memory_max",
-        Controller::Memory,
-    );
-    add(
-        limits.memory_high.is_some(),
-        "memory_high",
-        Controller::Memory,
-    );
-    add(
-        limits.memory_swap_max.is_some(),
-        "memory_swap_max",
-        Controller::Memory,
-    );
+    add(limits.memory_max.is_some(), "memory_max", Controller::Memory);
+    add(limits.memory_high.is_some(), "memory_high", Controller::Memory);
+    add(limits.memory_swap_max.is_some(), "memory_swap_max", Controller::Memory);
     add(limits.cpu_quota.is_some(), "cpu_quota", Controller::Cpu);
     add(limits.cpu_weight.is_some(), "cpu_weight", Controller::Cpu);
     add(limits.tasks_max.is_some(), "tasks_max", Controller::Pids);
@@ -136,13 +120,7 @@ pub(crate) fn write_v2(
                 // either way, but a high above max would be pointless.
                 set(dir, "memory.high", num(limits.memory_high), "max", reset)?;
                 set(dir, "memory.max", num(limits.memory_max), "max", reset)?;
-                set(
-                    dir,
-                    "memory.swap.max",
-                    num(limits.memory_swap_max),
-                    "max",
-                    reset,
-                )?;
+                set(dir, "memory.swap.max", num(limits.memory_swap_max), "max", reset)?;
             }
             Controller::Cpu => {
                 let quota = limits.cpu_quota.map(|q| v2_cpu_max(Some(q)));
@@ -157,9 +135,7 @@ pub(crate) fn write_v2(
                     let weight = limits.io_weight.map(|w| format!("default {w}"));
                     set(dir, "io.weight", weight, "default 100", reset)?;
                 } else {
-                    let weight = limits
-                        .io_weight
-                        .map(|w| weight_to_range(w, 1, 1000).to_string());
+                    let weight = limits.io_weight.map(|w| weight_to_range(w, 1, 1000).to_string());
                     set(dir, "io.bfq.weight", weight, "100", reset)?;
                 }
             }
@@ -185,20 +161,8 @@ pub(crate) fn write_v1(
             if memsw.exists() && (reset || limits.memory_swap_max.is_some()) {
                 fsutil::write(&memsw, "-1")?;
             }
-            set(
-                dir,
-                "memory.limit_in_bytes",
-                num(limits.memory_max),
-                "-1",
-                reset,
-            )?;
-            set(
-                dir,
-                "memory.soft_limit_in_bytes",
-                num(limits.memory_high),
-                "-1",
-                reset,
-            )?;
+            set(dir, "memory.limit_in_bytes", num(limits.memory_max), "-1", reset)?;
+            set(dir, "memory.soft_limit_in_bytes", num(limits.memory_high), "-1", reset)?;
             if let (Some(max), Some(swap)) = (limits.memory_max, limits.memory_swap_max) {
                 fsutil::write(&memsw, &max.saturating_add(swap).to_string())?;
             }
@@ -215,9 +179,7 @@ pub(crate) fn write_v1(
         Controller::Pids => set(dir, "pids.max", num(limits.tasks_max), "max", reset)?,
         Controller::Io => {
             let file = v1_io_weight_file(dir).unwrap_or("blkio.weight");
-            let weight = limits
-                .io_weight
-                .map(|w| weight_to_range(w, 10, 1000).to_string());
+            let weight = limits.io_weight.map(|w| weight_to_range(w, 10, 1000).to_string());
             let default = if file == "blkio.weight" { "500" } else { "100" };
             set(dir, file, weight, default, reset)?;
         }
@@ -228,9 +190,7 @@ pub(crate) fn write_v1(
 /// The v1 blkio weight file this kernel has: `blkio.weight` (CFQ, old
 /// kernels) or `blkio.bfq.weight` (BFQ).
 pub(crate) fn v1_io_weight_file(dir: &Path) -> Option<&'static str> {
-    ["blkio.weight", "blkio.bfq.weight"]
-        .into_iter()
-        .find(|file| dir.join(file).exists())
+    ["blkio.weight", "blkio.bfq.weight"].into_iter().find(|file| dir.join(file).exists())
 }
 
 #[cfg(test)]
@@ -258,12 +218,8 @@ mod tests {
 
     #[test]
     fn requested_names_every_set_option() {
-        let limits = Limits {
-            memory_max: Some(1),
-            tasks_max: Some(8),
-            io_weight: Some(10),
-            ..Limits::default()
-        };
+        let limits =
+            Limits { memory_max: Some(1), tasks_max: Some(8), io_weight: Some(10), ..Limits::default() };
         let names: Vec<&str> = requested(&limits).into_iter().map(|(o, _)| o).collect();
         assert_eq!(names, ["memory_max", "tasks_max", "io_weight"]);
     }

@@ -237,12 +237,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// A fresh leaf resets the kernel's counters (peak memory, OOM kills) and
     /// avoids the kernel killing children cloned into a cgroup that was once
     /// `cgroup.kill`ed.
-    fn prepare_process(
-        &self,
-        group: &str,
-        process: &str,
-        limits: &Limits,
-    ) -> Result<Placement, CgroupError>;
+    fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError>;
 
     /// Changes the limits of an existing cgroup while it runs. Options left
     /// `None` are reset to unlimited/default.
@@ -305,10 +300,7 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions {
-            cgroup_root: None,
-            top: DEFAULT_TOP.to_string(),
-        }
+        OpenOptions { cgroup_root: None, top: DEFAULT_TOP.to_string() }
     }
 }
 
@@ -321,26 +313,15 @@ pub fn open(setup: &Setup, options: &OpenOptions) -> Result<Box<dyn Backend>, Cg
     match setup.mode {
         Mode::Unified => {
             let unified = setup.unified.as_ref().ok_or_else(|| missing("cgroup2"))?;
-            Ok(Box::new(UnifiedBackend::new(
-                unified,
-                options,
-                Mode::Unified,
-            )?))
+            Ok(Box::new(UnifiedBackend::new(unified, options, Mode::Unified)?))
         }
         Mode::Hybrid => {
             let unified = setup.unified.as_ref().ok_or_else(|| missing("cgroup2"))?;
-            Ok(Box::new(HybridBackend::new(
-                unified,
-                &setup.legacy,
-                options,
-            )?))
+            Ok(Box::new(HybridBackend::new(unified, &setup.legacy, options)?))
         }
         Mode::Legacy => Ok(Box::new(LegacyBackend::new(&setup.legacy, options, true)?)),
         Mode::None => Ok(Box::new(NoneBackend::new(
-            setup
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no cgroup filesystem is mounted".to_string()),
+            setup.reason.clone().unwrap_or_else(|| "no cgroup filesystem is mounted".to_string()),
         ))),
     }
 }
@@ -352,9 +333,7 @@ pub fn open_or_none(setup: &Setup, options: &OpenOptions) -> Box<dyn Backend> {
 }
 
 fn missing(what: &str) -> CgroupError {
-    CgroupError::NoCgroups {
-        reason: format!("the detected setup has no {what} hierarchy"),
-    }
+    CgroupError::NoCgroups { reason: format!("the detected setup has no {what} hierarchy") }
 }
 
 /// Errors from cgroup operations. I/O errors carry the operation and path.
@@ -446,9 +425,7 @@ pub fn escape_name(name: &str) -> std::borrow::Cow<'_, str> {
         || name.starts_with('.')
         || matches!(name, "notify_on_release" | "release_agent" | "tasks")
         || name.starts_with("cgroup.")
-        || name
-            .rsplit_once('.')
-            .is_some_and(|(prefix, _)| CONTROLLER_NAMES.contains(&prefix));
+        || name.rsplit_once('.').is_some_and(|(prefix, _)| CONTROLLER_NAMES.contains(&prefix));
     if clashes {
         std::borrow::Cow::Owned(format!("_{name}"))
     } else {
@@ -469,10 +446,7 @@ fn validate_name(name: &str) -> Result<(), CgroupError> {
     } else {
         return Ok(());
     };
-    Err(CgroupError::InvalidName {
-        name: name.to_string(),
-        reason,
-    })
+    Err(CgroupError::InvalidName { name: name.to_string(), reason })
 }
 
 #[cfg(test)]
@@ -503,11 +477,7 @@ mod tests {
             assert_eq!(escape_name(name), dir, "{name}");
         }
         assert_eq!(
-            Target::Process {
-                group: "tasks",
-                process: "memory.max"
-            }
-            .rel(),
+            Target::Process { group: "tasks", process: "memory.max" }.rel(),
             PathBuf::from("_tasks/_memory.max")
         );
     }
@@ -516,10 +486,8 @@ mod tests {
     fn join_in_child_writes_zero_to_every_fd() {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = [dir.path().join("a"), dir.path().join("b")];
-        let files: Vec<std::fs::File> = paths
-            .iter()
-            .map(|p| std::fs::File::create(p).expect("create"))
-            .collect();
+        let files: Vec<std::fs::File> =
+            paths.iter().map(|p| std::fs::File::create(p).expect("create")).collect();
         let fds: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();
         join_in_child(&fds).expect("write");
         for p in &paths {

@@ -17,9 +17,7 @@ pub struct NoneBackend {
 impl NoneBackend {
     /// A backend that explains `reason` wherever cgroups would be needed.
     pub fn new(reason: impl Into<String>) -> NoneBackend {
-        NoneBackend {
-            reason: reason.into(),
-        }
+        NoneBackend { reason: reason.into() }
     }
 
     /// Why cgroups are unavailable.
@@ -28,9 +26,7 @@ impl NoneBackend {
     }
 
     fn unavailable(&self) -> CgroupError {
-        CgroupError::NoCgroups {
-            reason: self.reason.clone(),
-        }
+        CgroupError::NoCgroups { reason: self.reason.clone() }
     }
 }
 
@@ -40,10 +36,7 @@ impl Backend for NoneBackend {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "none: {} (process-group kill, /proc stats only)",
-            self.reason
-        )
+        format!("none: {} (process-group kill, /proc stats only)", self.reason)
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
@@ -71,11 +64,7 @@ impl Backend for NoneBackend {
         limits: &Limits,
     ) -> Result<Placement, CgroupError> {
         self.check_limits(limits)?;
-        Ok(Placement {
-            procs_fds: Vec::new(),
-            unified_dir: None,
-            path: String::new(),
-        })
+        Ok(Placement { procs_fds: Vec::new(), unified_dir: None, path: String::new() })
     }
 
     fn apply_limits(&self, _target: Target<'_>, limits: &Limits) -> Result<(), CgroupError> {
@@ -134,22 +123,14 @@ mod tests {
     #[test]
     fn any_limit_is_refused_with_option_and_reason() {
         let backend = NoneBackend::new("/sys/fs/cgroup is mounted read-only");
-        backend
-            .check_limits(&Limits::default())
-            .expect("no limits is fine");
-        let err = backend
-            .check_limits(&Limits {
-                cpu_quota: Some(50),
-                ..Limits::default()
-            })
-            .expect_err("refused");
+        backend.check_limits(&Limits::default()).expect("no limits is fine");
+        let err =
+            backend.check_limits(&Limits { cpu_quota: Some(50), ..Limits::default() }).expect_err("refused");
         assert_eq!(
             err.to_string(),
             "cpu_quota: cgroups are not available on this host (/sys/fs/cgroup is mounted read-only)"
         );
-        let placement = backend
-            .prepare_process("g", "p", &Limits::default())
-            .expect("no placement needed");
+        let placement = backend.prepare_process("g", "p", &Limits::default()).expect("no placement needed");
         assert!(placement.procs_fds.is_empty());
     }
 }

@@ -60,29 +60,16 @@ mod tests {
             own: "/".to_string(),
             read_only: false,
         };
-        let backend = UnifiedBackend::new(&hierarchy, &OpenOptions::default(), Mode::Unified)
-            .expect("backend");
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        let backend =
+            UnifiedBackend::new(&hierarchy, &OpenOptions::default(), Mode::Unified).expect("backend");
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         let events = tmp.path().join("corral/g/p/memory.events");
-        let target = Target::Process {
-            group: "g",
-            process: "p",
-        };
+        let target = Target::Process { group: "g", process: "p" };
         let mut watch = OomWatch::new();
-        assert!(!watch
-            .oom_killed_since_last(&backend, target)
-            .expect("no file yet"));
+        assert!(!watch.oom_killed_since_last(&backend, target).expect("no file yet"));
         fs::write(&events, "oom 1\noom_kill 1\n").expect("write");
-        assert!(watch
-            .oom_killed_since_last(&backend, target)
-            .expect("first"));
-        assert!(!watch
-            .oom_killed_since_last(&backend, target)
-            .expect("unchanged"));
+        assert!(watch.oom_killed_since_last(&backend, target).expect("first"));
+        assert!(!watch.oom_killed_since_last(&backend, target).expect("unchanged"));
         fs::write(&events, "oom 3\noom_kill 3\n").expect("write");
         assert_eq!(watch.check(&backend, target).expect("two more"), 2);
         assert_eq!(watch.last(), 3);

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::detect::{join_cgroup_path, Hierarchy};
 use super::fsutil;
 use super::limits::{self, Controller};
-use super::{
-    Backend, CgroupError, CgroupReadings, Mode, OpenOptions, Placement, Target, DAEMON_LEAF,
-};
+use super::{Backend, CgroupError, CgroupReadings, Mode, OpenOptions, Placement, Target, DAEMON_LEAF};
 use crate::config::model::Limits;
 
 /// Drives a cgroup2 hierarchy (pure cgroup2 hosts, or the cgroup2 mount of a
@@ -156,26 +154,16 @@ impl UnifiedBackend {
                 ),
             });
         }
-        let file_missing = |files: &[&str]| {
-            files
-                .iter()
-                .all(|file| self.probe_file(file) == Some(false))
-        };
+        let file_missing = |files: &[&str]| files.iter().all(|file| self.probe_file(file) == Some(false));
         match option {
-            "memory_swap_max" if file_missing(&["memory.swap.max"]) => {
-                Err(CgroupError::Unsupported {
-                    option,
-                    reason: "memory.swap.max is missing (no swap accounting in this kernel)"
-                        .to_string(),
-                })
-            }
-            "io_weight" if file_missing(&["io.weight", "io.bfq.weight"]) => {
-                Err(CgroupError::Unsupported {
-                    option,
-                    reason: "neither io.weight nor io.bfq.weight exists (no iocost or BFQ)"
-                        .to_string(),
-                })
-            }
+            "memory_swap_max" if file_missing(&["memory.swap.max"]) => Err(CgroupError::Unsupported {
+                option,
+                reason: "memory.swap.max is missing (no swap accounting in this kernel)".to_string(),
+            }),
+            "io_weight" if file_missing(&["io.weight", "io.bfq.weight"]) => Err(CgroupError::Unsupported {
+                option,
+                reason: "neither io.weight nor io.bfq.weight exists (no iocost or BFQ)".to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -192,11 +180,7 @@ impl Backend for UnifiedBackend {
             "{}: cgroup2 at {} (controllers: {}), programs under {}",
             self.mode,
             self.mount.display(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(" ")
-            },
+            if names.is_empty() { "none".to_string() } else { names.join(" ") },
             self.top.display()
         )
     }
@@ -228,12 +212,7 @@ impl Backend for UnifiedBackend {
         limits::write_v2(&dir, limits, &self.controllers, true)
     }
 
-    fn prepare_process(
-        &self,
-        group: &str,
-        process: &str,
-        limits: &Limits,
-    ) -> Result<Placement, CgroupError> {
+    fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError> {
         let target = Target::Process { group, process };
         target.validate()?;
         let leaf = self.fresh_leaf(group, process, limits)?;
@@ -318,9 +297,7 @@ impl Backend for UnifiedBackend {
     fn oom_kills(&self, target: Target<'_>) -> Result<u64, CgroupError> {
         target.validate()?;
         let events = fsutil::read_optional(&self.dir(target).join("memory.events"))?;
-        Ok(events
-            .and_then(|text| fsutil::keyed_value(&text, "oom_kill"))
-            .unwrap_or(0))
+        Ok(events.and_then(|text| fsutil::keyed_value(&text, "oom_kill")).unwrap_or(0))
     }
 
     fn events_path(&self, target: Target<'_>) -> Option<PathBuf> {
@@ -388,14 +365,8 @@ pub(crate) fn display_path(root_rel: &str, top: &str, target: Target<'_>) -> Str
 
 /// Fails unless the daemon may create cgroups under `dir`.
 pub(crate) fn check_writable(dir: &Path) -> Result<(), CgroupError> {
-    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|errno| {
-        CgroupError::NoCgroups {
-            reason: format!(
-                "{} is not writable: {}",
-                dir.display(),
-                std::io::Error::from(errno)
-            ),
-        }
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|errno| CgroupError::NoCgroups {
+        reason: format!("{} is not writable: {}", dir.display(), std::io::Error::from(errno)),
     })
 }
 
@@ -484,19 +455,12 @@ mod tests {
         // A plain file keeps only the last "+name" write (the kernel keeps
         // them all); io is the last controller corral enables.
         assert_eq!(read(&fake.mount.join("cgroup.subtree_control")), "+io");
-        assert_eq!(
-            read(&fake.mount.join("corral/cgroup.subtree_control")),
-            "+io"
-        );
+        assert_eq!(read(&fake.mount.join("corral/cgroup.subtree_control")), "+io");
         assert_eq!(read(&group.join("cgroup.subtree_control")), "+io");
         assert_eq!(read(&group.join("memory.max")), "536870912");
         assert_eq!(read(&group.join("cpu.weight")), "200");
         assert_eq!(read(&group.join("io.weight")), "default 50");
-        assert_eq!(
-            read(&group.join("memory.high")),
-            "max",
-            "unset limits are reset"
-        );
+        assert_eq!(read(&group.join("memory.high")), "max", "unset limits are reset");
         assert_eq!(read(&group.join("cpu.max")), "max 100000");
 
         let limits = Limits {
@@ -505,45 +469,23 @@ mod tests {
             tasks_max: Some(8),
             ..Limits::default()
         };
-        let placement = backend
-            .prepare_process("web", "web_00", &limits)
-            .expect("start");
+        let placement = backend.prepare_process("web", "web_00", &limits).expect("start");
         assert_eq!(placement.path, "/corral/web/web_00");
         let leaf = group.join("web_00");
         assert_eq!(read(&leaf.join("memory.max")), "33554432");
         assert_eq!(read(&leaf.join("cpu.max")), "150000 100000");
         assert_eq!(read(&leaf.join("pids.max")), "8");
-        assert_eq!(
-            read(&leaf.join("memory.high")),
-            "",
-            "a fresh leaf keeps kernel defaults"
-        );
+        assert_eq!(read(&leaf.join("memory.high")), "", "a fresh leaf keeps kernel defaults");
 
-        let target = Target::Process {
-            group: "web",
-            process: "web_00",
-        };
-        let lowered = Limits {
-            tasks_max: Some(4),
-            ..Limits::default()
-        };
+        let target = Target::Process { group: "web", process: "web_00" };
+        let lowered = Limits { tasks_max: Some(4), ..Limits::default() };
         backend.apply_limits(target, &lowered).expect("live change");
         assert_eq!(read(&leaf.join("pids.max")), "4");
-        assert_eq!(
-            read(&leaf.join("memory.max")),
-            "max",
-            "dropped limit is lifted"
-        );
+        assert_eq!(read(&leaf.join("memory.max")), "max", "dropped limit is lifted");
         assert_eq!(read(&leaf.join("cpu.max")), "max 100000");
 
         let err = backend
-            .apply_limits(
-                target,
-                &Limits {
-                    memory_swap_max: Some(0),
-                    ..Limits::default()
-                },
-            )
+            .apply_limits(target, &Limits { memory_swap_max: Some(0), ..Limits::default() })
             .expect_err("no memory.swap.max file");
         assert!(err.to_string().contains("web_00/memory.swap.max"), "{err}");
     }
@@ -558,17 +500,9 @@ mod tests {
         // check: enable on a file that already lists all but one controller.
         fs::write(&control, "cpu memory io").expect("write");
         backend.ensure_top().expect("top");
-        assert_eq!(
-            read(&control),
-            "+pids",
-            "only the missing controller is enabled"
-        );
+        assert_eq!(read(&control), "+pids", "only the missing controller is enabled");
         fs::write(&control, "cpu memory io pids").expect("write");
-        fs::write(
-            fake.mount.join("corral/cgroup.subtree_control"),
-            "memory cpu pids io",
-        )
-        .expect("write");
+        fs::write(fake.mount.join("corral/cgroup.subtree_control"), "memory cpu pids io").expect("write");
         backend.ensure_top().expect("idempotent");
         assert_eq!(read(&control), "cpu memory io pids", "nothing rewritten");
     }
@@ -586,29 +520,18 @@ mod tests {
         let leaf = fake.mount.join("corral/g/p");
         fs::write(leaf.join("marker"), "old start").expect("write");
         drop(placement);
-        backend
-            .prepare_process("g", "p", &Limits::default())
-            .expect("second start");
-        assert!(
-            !leaf.join("marker").exists(),
-            "each start gets a fresh leaf"
-        );
+        backend.prepare_process("g", "p", &Limits::default()).expect("second start");
+        assert!(!leaf.join("marker").exists(), "each start gets a fresh leaf");
     }
 
     #[test]
     fn populated_leaf_is_not_replaced() {
         let fake = Fake::new("/", "");
         let backend = fake.backend("/");
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         let leaf = fake.mount.join("corral/g/p");
         fs::write(leaf.join("cgroup.events"), "populated 1\nfrozen 0\n").expect("write");
-        let err = backend
-            .prepare_process("g", "p", &Limits::default())
-            .expect_err("busy");
+        let err = backend.prepare_process("g", "p", &Limits::default()).expect_err("busy");
         assert!(matches!(err, CgroupError::Busy { .. }), "{err}");
     }
 
@@ -616,25 +539,13 @@ mod tests {
     fn kill_writes_one_to_cgroup_kill() {
         let fake = Fake::new("/", "");
         let backend = fake.backend("/");
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         let leaf = fake.mount.join("corral/g/p");
         seed(&leaf, &["cgroup.kill"]);
-        backend
-            .kill(Target::Process {
-                group: "g",
-                process: "p",
-            })
-            .expect("kill");
+        backend.kill(Target::Process { group: "g", process: "p" }).expect("kill");
         assert_eq!(read(&leaf.join("cgroup.kill")), "1");
         assert_eq!(
-            backend.events_path(Target::Process {
-                group: "g",
-                process: "p"
-            }),
+            backend.events_path(Target::Process { group: "g", process: "p" }),
             Some(leaf.join("cgroup.events"))
         );
     }
@@ -644,26 +555,16 @@ mod tests {
         let fake = Fake::new("/svc", "memory pids");
         let backend = fake.backend("/svc");
         let err = backend
-            .check_limits(&Limits {
-                cpu_quota: Some(50),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { cpu_quota: Some(50), ..Limits::default() })
             .expect_err("no cpu controller");
         let text = err.to_string();
         assert!(text.starts_with("cpu_quota: "), "{text}");
         assert!(text.contains("cpu controller"), "{text}");
         backend
-            .check_limits(&Limits {
-                memory_max: Some(1 << 20),
-                tasks_max: Some(8),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { memory_max: Some(1 << 20), tasks_max: Some(8), ..Limits::default() })
             .expect("offered");
         let err = backend
-            .check_limits(&Limits {
-                memory_swap_max: Some(0),
-                ..Limits::default()
-            })
+            .check_limits(&Limits { memory_swap_max: Some(0), ..Limits::default() })
             .expect_err("no memory.swap.max in /svc");
         assert!(err.to_string().starts_with("memory_swap_max: "), "{err}");
     }
@@ -675,48 +576,24 @@ mod tests {
         let leaf = backend.adopt_daemon_leaf().expect("adopt").expect("moved");
         assert_eq!(leaf, fake.mount.join("svc/corral/daemon"));
         assert_eq!(read(&leaf.join("cgroup.procs")), "0");
-        let err = backend
-            .prepare_group("daemon", &Limits::default())
-            .expect_err("reserved");
+        let err = backend.prepare_group("daemon", &Limits::default()).expect_err("reserved");
         assert!(matches!(err, CgroupError::InvalidName { .. }), "{err}");
 
         let at_root = Fake::new("/", "memory pids");
-        assert_eq!(
-            at_root.backend("/").adopt_daemon_leaf().expect("adopt"),
-            None
-        );
+        assert_eq!(at_root.backend("/").adopt_daemon_leaf().expect("adopt"), None);
         let no_controllers = Fake::new("/svc", "");
-        assert_eq!(
-            no_controllers
-                .backend("/svc")
-                .adopt_daemon_leaf()
-                .expect("adopt"),
-            None
-        );
+        assert_eq!(no_controllers.backend("/svc").adopt_daemon_leaf().expect("adopt"), None);
     }
 
     #[test]
     fn cgroup_root_overrides_the_daemon_cgroup() {
         let fake = Fake::new("/svc", "");
-        let options = OpenOptions {
-            cgroup_root: Some(PathBuf::from("/corral.slice")),
-            ..OpenOptions::default()
-        };
-        let backend =
-            UnifiedBackend::new(&fake.hierarchy("/svc"), &options, Mode::Unified).expect("backend");
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        let options =
+            OpenOptions { cgroup_root: Some(PathBuf::from("/corral.slice")), ..OpenOptions::default() };
+        let backend = UnifiedBackend::new(&fake.hierarchy("/svc"), &options, Mode::Unified).expect("backend");
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         assert!(fake.mount.join("corral.slice/corral/g/p").is_dir());
-        assert_eq!(
-            backend.path(Target::Process {
-                group: "g",
-                process: "p"
-            }),
-            "/corral.slice/corral/g/p"
-        );
+        assert_eq!(backend.path(Target::Process { group: "g", process: "p" }), "/corral.slice/corral/g/p");
         backend.remove(Target::Group("g")).expect("remove");
         assert!(!fake.mount.join("corral.slice/corral/g").exists());
         backend.remove_all().expect("remove all");
@@ -727,25 +604,15 @@ mod tests {
     fn readings_parse_kernel_files() {
         let fake = Fake::new("/", "");
         let backend = fake.backend("/");
-        drop(
-            backend
-                .prepare_process("g", "p", &Limits::default())
-                .expect("start"),
-        );
+        drop(backend.prepare_process("g", "p", &Limits::default()).expect("start"));
         let leaf = fake.mount.join("corral/g/p");
         fs::write(leaf.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").expect("w");
         fs::write(leaf.join("memory.current"), "4096\n").expect("w");
         fs::write(leaf.join("memory.peak"), "8192\n").expect("w");
         fs::write(leaf.join("memory.events"), "low 0\noom 1\noom_kill 2\n").expect("w");
-        fs::write(
-            leaf.join("io.stat"),
-            "8:0 rbytes=100 wbytes=20 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n",
-        )
-        .expect("w");
-        let target = Target::Process {
-            group: "g",
-            process: "p",
-        };
+        fs::write(leaf.join("io.stat"), "8:0 rbytes=100 wbytes=20 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")
+            .expect("w");
+        let target = Target::Process { group: "g", process: "p" };
         let readings = backend.readings(target).expect("readings");
         assert_eq!(readings.cpu_usage_usec, Some(1500));
         assert_eq!(readings.memory_current, Some(4096));

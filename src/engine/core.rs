@@ -386,8 +386,8 @@ impl Engine {
                     Ok(()) => OpResult::ok(&p.group, &p.cfg.name),
                     Err(f) => OpResult::fault(&p.group, &p.cfg.name, f),
                 });
-                if w.single {
-                    if let (Some(reply), Err(f)) = (w.reply.take(), outcome) {
+                if let (true, Err(f)) = (w.single, outcome) {
+                    if let Some(reply) = w.reply.take() {
                         let _ = reply.send(Err(f));
                     }
                 }

@@ -196,6 +196,10 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         (c, prefix, suffix)
     });
     let umask = req.umask;
+    // execve, not std's execvp: supervisord never retries a non-executable file
+    // through /bin/sh, so an ENOEXEC must stay an error.
+    let exec = ExecImage::new(&req.command.filename, &req.command.argv, &req.env)
+        .map_err(|_| SpawnError::Exec { argv0: argv0.clone(), errno: "EINVAL".into() })?;
     let oom = req.oom_score_adj.map(|v| v.to_string().into_bytes());
     // Pre-rendered errno names for the chdir message (no allocation in the child).
     let errno_names: Vec<(i32, Vec<u8>)> =
@@ -247,7 +251,10 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             if let Some(mask) = umask {
                 libc::umask(mask as libc::mode_t);
             }
-            Ok(())
+            let image = &exec; // capture the whole (Send) struct, not its raw-pointer fields
+            libc::execve(image.path.as_ptr(), image.argv.as_ptr(), image.envp.as_ptr());
+            // Only reached when execve failed; std reports the errno to the parent.
+            Err(io::Error::last_os_error())
         });
     }
 
@@ -260,6 +267,45 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             }
             Err(SpawnError::Exec { argv0, errno: errno_name(errno) })
         }
+    }
+}
+
+/// argv and environment as NUL-terminated arrays, built before fork so the
+/// child only calls execve.
+struct ExecImage {
+    path: CString,
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into `_strings`, owned by the same struct and never mutated.
+unsafe impl Send for ExecImage {}
+unsafe impl Sync for ExecImage {}
+
+impl ExecImage {
+    fn new(
+        path: &Path,
+        argv: &[String],
+        env: &[(OsString, OsString)],
+    ) -> Result<ExecImage, std::ffi::NulError> {
+        let path = CString::new(path.as_os_str().as_bytes())?;
+        let mut strings = Vec::with_capacity(argv.len() + env.len());
+        for a in argv {
+            strings.push(CString::new(a.as_bytes())?);
+        }
+        for (k, v) in env {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            strings.push(CString::new(kv)?);
+        }
+        let mut argv_ptrs: Vec<*const libc::c_char> =
+            strings[..argv.len()].iter().map(|c| c.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = strings[argv.len()..].iter().map(|c| c.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        Ok(ExecImage { path, _strings: strings, argv: argv_ptrs, envp })
     }
 }
 

@@ -198,9 +198,13 @@ mod tests {
             "can't find command 'nosuchprog-xyz'"
         );
         assert_eq!(resolve("/tmp", &path).unwrap_err().to_string(), "command at '/tmp' is a directory");
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
-            resolve("/etc/hostname", &path).unwrap_err().to_string(),
-            "command at '/etc/hostname' is not executable"
+            resolve(&plain.display().to_string(), &path).unwrap_err().to_string(),
+            format!("command at '{}' is not executable", plain.display())
         );
         assert_eq!(resolve("   ", &path).unwrap_err(), CommandError::Empty);
         let ok = resolve("sh -c 'exit 0'", &path).unwrap();

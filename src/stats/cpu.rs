@@ -70,14 +70,9 @@ mod tests {
     fn sampler_needs_two_readings() {
         let t0 = Instant::now();
         let mut sampler = CpuSampler::new();
-        let at = |usec| Stats {
-            cpu_usage_usec: Some(usec),
-            ..Stats::default()
-        };
+        let at = |usec| Stats { cpu_usage_usec: Some(usec), ..Stats::default() };
         assert_eq!(sampler.sample(&at(100), t0), None);
-        let pct = sampler
-            .sample(&at(100 + 250_000), t0 + Duration::from_secs(1))
-            .expect("second reading");
+        let pct = sampler.sample(&at(100 + 250_000), t0 + Duration::from_secs(1)).expect("second reading");
         assert!((pct - 25.0).abs() < 1e-9, "{pct}");
         sampler.reset();
         assert_eq!(sampler.sample(&at(0), t0 + Duration::from_secs(2)), None);

@@ -153,10 +153,7 @@ mod tests {
     fn without_cgroups_the_main_pid_is_read() {
         let backend = NoneBackend::new("test");
         let pid = std::process::id() as i32;
-        let target = Target::Process {
-            group: "g",
-            process: "p",
-        };
+        let target = Target::Process { group: "g", process: "p" };
         let stats = read_process(&backend, target, Some(pid)).expect("stats");
         assert_eq!(stats.processes, Some(1));
         assert!(stats.cpu_usage_usec.is_some());
