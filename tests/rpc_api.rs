@@ -149,7 +149,7 @@ impl FakeEngine {
         let slow_gate = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(Self::run(state.clone(), slow_gate.clone(), rx));
-        (Handle::new(tx), FakeEngine { state, slow_gate })
+        (Handle::new(tx, tokio::sync::broadcast::channel(16).0), FakeEngine { state, slow_gate })
     }
 
     fn find(st: &FakeEngineState, spec: &NameSpec) -> Option<ProcessInfo> {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::state::ProcessState;
 use crate::config::ProcessConfig;
@@ -313,6 +313,59 @@ pub struct DaemonInfo {
     pub cgroup_mode: String,
 }
 
+/// Something that happened in the engine, for subscribers (event listeners,
+/// D-Bus signals, the web page). Delivered through a broadcast channel: a
+/// subscriber that falls far behind loses the oldest notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A process changed state (supervisord's PROCESS_STATE_* events).
+    ProcessState {
+        /// Group name.
+        group: String,
+        /// Process name.
+        name: String,
+        /// Previous state.
+        from: ProcessState,
+        /// New state.
+        to: ProcessState,
+        /// Pid at the change (0 if none).
+        pid: u32,
+        /// Backoff count (STARTING: before this start; BACKOFF: after increment).
+        tries: u32,
+        /// EXITED only: whether the exit code was expected.
+        expected: Option<bool>,
+    },
+    /// A group became active.
+    GroupAdded(String),
+    /// A group was removed.
+    GroupRemoved(String),
+    /// The daemon entered a mood (RUNNING at start, STOPPING on shutdown/restart).
+    Mood(Mood),
+    /// `sendRemoteCommEvent(type, data)`.
+    RemoteCommunication {
+        /// The `type` argument.
+        kind: String,
+        /// The `data` argument.
+        data: String,
+    },
+    /// Output of a process with `*_events_enabled` (PROCESS_LOG_*) or a
+    /// completed capture block (PROCESS_COMMUNICATION_*).
+    Output {
+        /// Group name.
+        group: String,
+        /// Process name.
+        name: String,
+        /// Pid of the writer.
+        pid: u32,
+        /// Which pipe.
+        channel: Channel,
+        /// `true`: a capture block; `false`: a log chunk.
+        communication: bool,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+}
+
 type Reply<T> = oneshot::Sender<T>;
 
 /// A request to the engine. Built by [`Handle`]'s methods.
@@ -360,6 +413,7 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
+    notices: broadcast::Sender<Notice>,
 }
 
 /// Fault for a request the engine can no longer answer (it has exited).
@@ -368,9 +422,14 @@ fn gone() -> Fault {
 }
 
 impl Handle {
-    /// Wrap a command channel.
-    pub fn new(tx: mpsc::Sender<Command>) -> Handle {
-        Handle { tx }
+    /// Wrap a command channel and the engine's notice broadcaster.
+    pub fn new(tx: mpsc::Sender<Command>, notices: broadcast::Sender<Notice>) -> Handle {
+        Handle { tx, notices }
+    }
+
+    /// Receive every [`Notice`] from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Option<T> {

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::*;
 use super::info;
@@ -84,6 +84,7 @@ pub struct Engine {
     daemon_path: Option<String>,
     cgroup_mode: String,
     main_log: Option<MainLogHandle>,
+    notices: broadcast::Sender<Notice>,
 }
 
 fn wall_now() -> i64 {
@@ -98,6 +99,7 @@ impl Engine {
     /// Create an engine for `config`; `loader` re-reads the configuration file.
     pub fn new(config: Config, loader: Loader, main_log: Option<MainLogHandle>) -> (Engine, Handle) {
         let (tx, rx) = mpsc::channel(256);
+        let (notices, _) = broadcast::channel(4096);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
         let engine = Engine {
@@ -116,13 +118,15 @@ impl Engine {
             daemon_path,
             cgroup_mode: "none".into(),
             main_log,
+            notices: notices.clone(),
         };
-        (engine, Handle::new(tx))
+        (engine, Handle::new(tx, notices))
     }
 
     /// Run until shutdown. Creates every group and starts the autostart processes.
     pub async fn run(mut self) -> std::io::Result<Exit> {
         let mut sigchld = signal(SignalKind::child())?;
+        self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
@@ -184,6 +188,7 @@ impl Engine {
             members.push(id);
         }
         tracing::debug!(group = name, "added process group");
+        self.notify(Notice::GroupAdded(name.to_string()));
         self.groups.insert(name.to_string(), Group { cfg, members });
         true
     }
@@ -361,6 +366,16 @@ impl Engine {
             to = t.to.name(),
             "state change"
         );
+        self.notify(Notice::ProcessState {
+            group: p.group.clone(),
+            name: p.cfg.name.clone(),
+            from: t.from,
+            to: t.to,
+            pid: t.pid,
+            tries: t.tries,
+            expected: t.expected,
+        });
+        let Some(p) = self.procs.get(&id) else { return };
         let spawnerr = p.machine.spawnerr.clone();
         let mut done = Vec::new();
         for (wi, w) in self.waiters.iter_mut().enumerate() {
@@ -511,7 +526,7 @@ impl Engine {
                 let _ = r.send(res);
             }
             Command::RemoteCommEvent(kind, data, r) => {
-                tracing::debug!(kind = %kind, len = data.len(), "remote communication event");
+                self.notify(Notice::RemoteCommunication { kind, data });
                 let _ = r.send(Ok(()));
             }
             Command::ReopenLogs => {
@@ -526,6 +541,11 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Publish a notice; having no subscriber is normal.
+    fn notify(&self, notice: Notice) {
+        let _ = self.notices.send(notice);
     }
 
     fn check_mood(&self) -> Result<(), Fault> {
@@ -780,6 +800,7 @@ impl Engine {
             return Err(Fault::new(FaultCode::StillRunning, name));
         }
         let g = self.groups.remove(name).expect("checked above");
+        self.notify(Notice::GroupRemoved(name.to_string()));
         for id in g.members {
             if let Some(mut p) = self.procs.remove(&id) {
                 if let Some(t) = p.armed.take() {
@@ -795,6 +816,7 @@ impl Engine {
 
     fn begin_stop_all(&mut self, mood: Mood) {
         self.mood = mood;
+        self.notify(Notice::Mood(mood));
         let mut order = self.groups_in_priority();
         order.reverse();
         self.stop_queue = order;
@@ -837,11 +859,13 @@ impl Engine {
             let _ = self.cmd_remove_group_unchecked(&n);
         }
         self.mood = Mood::Running;
+        self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
     }
 
     fn cmd_remove_group_unchecked(&mut self, name: &str) -> Option<()> {
         let g = self.groups.remove(name)?;
+        self.notify(Notice::GroupRemoved(name.to_string()));
         for id in g.members {
             if let Some(mut p) = self.procs.remove(&id) {
                 if let Some(t) = p.armed.take() {
