@@ -359,6 +359,19 @@ impl FakeEngine {
                     let _ = r.send(Ok(()));
                 }
                 Command::ReopenLogs => {}
+                // corral's own commands are exercised against the real engine.
+                Command::Stats(_, r) => {
+                    let _ = r.send(Ok(vec![]));
+                }
+                Command::GetLimits(_, r) => {
+                    let _ = r.send(Ok(Default::default()));
+                }
+                Command::SetLimits(_, l, r) => {
+                    let _ = r.send(Ok(l));
+                }
+                Command::Freeze(_, _, r) => {
+                    let _ = r.send(Ok(vec![]));
+                }
             }
         }
     }

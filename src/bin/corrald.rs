@@ -100,6 +100,11 @@ fn main() -> ExitCode {
         return fail(e);
     }
     if args.check_config {
+        // Limits this host cannot enforce make the file invalid here.
+        if let Err(e) = corral::engine::check_limits(open_cgroups(&cfg).as_ref(), &cfg) {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
         print!("{}", config::describe(&cfg));
         return ExitCode::SUCCESS;
     }
@@ -235,9 +240,50 @@ fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle>
     Ok(handle)
 }
 
+/// Pick the cgroup backend for this host; without cgroups, say so once and go on.
+fn open_cgroups(cfg: &Config) -> Box<dyn corral::cgroup::Backend> {
+    // Several daemons may share one parent cgroup (a login session, a test run):
+    // a non-default `identifier` gets its own tree so they never touch each other's.
+    let ident = &cfg.supervisord.identifier;
+    let top = if ident == "supervisor" {
+        "corral".to_string()
+    } else {
+        format!(
+            "corral-{}",
+            ident.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'), "_")
+        )
+    };
+    let options = corral::cgroup::OpenOptions { cgroup_root: cfg.supervisord.cgroup_root.clone(), top };
+    let backend = match corral::cgroup::detect_host() {
+        Ok(setup) => corral::cgroup::open_or_none(&setup, &options),
+        Err(e) => {
+            tracing::warn!("cannot read the cgroup setup: {e}");
+            Box::new(corral::cgroup::NoneBackend::new(e.to_string()))
+        }
+    };
+    if backend.mode() == corral::cgroup::Mode::None {
+        tracing::warn!(
+            "running without cgroups ({}): stops kill process groups, stats come from /proc, limits are refused",
+            backend.describe()
+        );
+    } else {
+        match backend.adopt_daemon_leaf() {
+            Ok(Some(leaf)) => tracing::info!("moved corrald into {}", leaf.display()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot move corrald into its own leaf cgroup: {e}"),
+        }
+        tracing::info!("cgroups: {}", backend.describe());
+    }
+    backend
+}
+
 async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
+    }
+    let cgroups = open_cgroups(&cfg);
+    if let Err(e) = corral::engine::check_limits(cgroups.as_ref(), &cfg) {
+        anyhow::bail!("{e}");
     }
     let pidfile = cfg.supervisord.pidfile.clone();
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
@@ -248,7 +294,7 @@ async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::R
     let server = corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers)
         .await
         .context("starting the HTTP servers")?;
-    let (engine, handle) = Engine::new(cfg, loader, Some(main_log));
+    let (engine, handle) = Engine::new(cfg, loader, Some(main_log), cgroups);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async {
         let _ = stop_rx.await;

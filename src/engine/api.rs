@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::state::ProcessState;
-use crate::config::ProcessConfig;
+use crate::config::{Limits, ProcessConfig};
 
 /// supervisord's XML-RPC fault codes (`supervisor.xmlrpc.Faults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -275,6 +275,45 @@ pub struct ConfigInfo {
     pub stderr_logfile: LogName,
 }
 
+/// corral: kernel readings for one process (its cgroup, else its main pid).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessStats {
+    /// Process name.
+    pub name: String,
+    /// Group name.
+    pub group: String,
+    /// Pid, 0 when not running.
+    pub pid: u32,
+    /// Current state.
+    pub statename: &'static str,
+    /// CPU use since the previous stats reading of this process, in percent of one CPU.
+    pub cpu_percent: f64,
+    /// CPU time consumed (whole cgroup), in seconds.
+    pub cpu_seconds: f64,
+    /// Memory in use (cgroup), bytes.
+    pub memory_current: Option<u64>,
+    /// Peak memory (cgroup), bytes.
+    pub memory_peak: Option<u64>,
+    /// Resident set of the main pid, bytes.
+    pub rss: Option<u64>,
+    /// Bytes read (IO).
+    pub io_read_bytes: Option<u64>,
+    /// Bytes written (IO).
+    pub io_write_bytes: Option<u64>,
+    /// Processes in the cgroup.
+    pub tasks: Option<u64>,
+    /// Threads of those processes.
+    pub threads: Option<u64>,
+    /// Open file descriptors of the main pid.
+    pub fds: Option<u64>,
+    /// Restarts since the daemon started.
+    pub restarts: u64,
+    /// OOM kills seen.
+    pub oom_kills: u64,
+    /// The cgroup path, if any.
+    pub cgroup: Option<String>,
+}
+
 /// A log file name as `getAllConfigInfo` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogName {
@@ -348,6 +387,24 @@ pub enum Notice {
         /// The `data` argument.
         data: String,
     },
+    /// The kernel's OOM killer killed something in a process's cgroup.
+    Oom {
+        /// Group name.
+        group: String,
+        /// Process name.
+        name: String,
+        /// Pid of the main process at the time.
+        pid: u32,
+    },
+    /// Limits of a process (or of a whole group, `name` = None) changed in place.
+    LimitsChanged {
+        /// Group name.
+        group: String,
+        /// Process name, or `None` for the group's own limits.
+        name: Option<String>,
+        /// The limits now in force.
+        limits: Limits,
+    },
     /// Output of a process with `*_events_enabled` (PROCESS_LOG_*) or a
     /// completed capture block (PROCESS_COMMUNICATION_*).
     Output {
@@ -407,6 +464,14 @@ pub enum Command {
     RemoteCommEvent(String, String, Reply<Result<(), Fault>>),
     /// Reopen every log (SIGUSR2).
     ReopenLogs,
+    /// corral: kernel readings for one process or all (`None`).
+    Stats(Option<NameSpec>, Reply<Result<Vec<ProcessStats>, Fault>>),
+    /// corral: the limits in force for a process.
+    GetLimits(NameSpec, Reply<Result<Limits, Fault>>),
+    /// corral: replace a process's limits, applied live to its cgroup.
+    SetLimits(NameSpec, Limits, Reply<Result<Limits, Fault>>),
+    /// corral: freeze (`true`) or thaw (`false`) a target's cgroups.
+    Freeze(Target, bool, Reply<Result<Vec<OpResult>, Fault>>),
 }
 
 /// A cloneable sender of [`Command`]s with one async method per request.
@@ -528,6 +593,26 @@ impl Handle {
     /// `sendRemoteCommEvent`.
     pub async fn remote_comm_event(&self, kind: String, data: String) -> Result<(), Fault> {
         self.ask_fallible(|r| Command::RemoteCommEvent(kind, data, r)).await
+    }
+
+    /// Kernel readings of one process, or of all when `spec` is `None`.
+    pub async fn stats(&self, spec: Option<NameSpec>) -> Result<Vec<ProcessStats>, Fault> {
+        self.ask_fallible(|r| Command::Stats(spec, r)).await
+    }
+
+    /// The limits in force for a process.
+    pub async fn limits(&self, spec: NameSpec) -> Result<Limits, Fault> {
+        self.ask_fallible(|r| Command::GetLimits(spec, r)).await
+    }
+
+    /// Replace a process's limits live.
+    pub async fn set_limits(&self, spec: NameSpec, limits: Limits) -> Result<Limits, Fault> {
+        self.ask_fallible(|r| Command::SetLimits(spec, limits, r)).await
+    }
+
+    /// Freeze (`true`) or thaw (`false`) the cgroups of a target.
+    pub async fn freeze(&self, target: Target, freeze: bool) -> Result<Vec<OpResult>, Fault> {
+        self.ask_fallible(|r| Command::Freeze(target, freeze, r)).await
     }
 
     /// Reopen every log file (SIGUSR2).

@@ -13,12 +13,15 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::*;
+use super::empty_watch::EmptyWatch;
 use super::info;
 use super::output::Output;
-use super::state::{Action, Clock, Event, Level, Machine, ProcessState, Transition};
-use crate::config::{Config, GroupConfig, ProcessConfig};
+use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
+use crate::cgroup::{self, Backend, OomWatch};
+use crate::config::{Config, GroupConfig, KillMode, ProcessConfig};
 use crate::logs::main_log::{ClearError, MainLogHandle};
 use crate::spawn::{self, command};
+use crate::stats::CpuSampler;
 
 /// Identifies a process inside the engine (stable across group changes).
 pub type ProcId = u64;
@@ -31,7 +34,60 @@ pub(crate) struct Proc {
     /// The deadline currently registered in the timer set.
     armed: Option<Instant>,
     pub output: Output,
+    /// The last spawn placed the child in its own cgroup.
+    placed: bool,
+    /// OOM kill counter of the current cgroup leaf.
+    oom: OomWatch,
+    /// OOM kills seen since the daemon started.
+    oom_kills: u64,
+    /// The last exit was an OOM kill.
+    last_oom: bool,
+    /// CPU % between two stats readings.
+    cpu: CpuSampler,
+    /// The main pid exited but its cgroup still holds processes: the exit is
+    /// reported once the cgroup is empty ("stopped" means nothing is left).
+    draining: Option<Drain>,
 }
+
+impl Proc {
+    fn new(group: &str, cfg: &ProcessConfig, output: Output) -> Proc {
+        Proc {
+            group: group.to_string(),
+            cfg: cfg.clone(),
+            machine: Machine::new(),
+            armed: None,
+            output,
+            placed: false,
+            oom: OomWatch::new(),
+            oom_kills: 0,
+            last_oom: false,
+            cpu: CpuSampler::new(),
+            draining: None,
+        }
+    }
+}
+
+/// A main-pid exit held back until the process's cgroup is empty.
+struct Drain {
+    status: ExitStatus,
+    at: Clock,
+    /// When leftovers get SIGKILL (unless a stop's own deadline does it).
+    kill_at: Option<Instant>,
+    /// No inotify watch: re-check on a short timer.
+    poll: bool,
+}
+
+/// What a timer entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The state machine's deadline.
+    Machine,
+    /// A drain's kill deadline or poll.
+    Drain,
+}
+
+/// How often a drain without inotify re-checks its cgroup.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// An active group.
 struct Group {
@@ -72,7 +128,7 @@ pub struct Engine {
     groups: BTreeMap<String, Group>,
     procs: HashMap<ProcId, Proc>,
     by_pid: HashMap<u32, ProcId>,
-    timers: BTreeSet<(Instant, ProcId)>,
+    timers: BTreeSet<(Instant, ProcId, Timer)>,
     waiters: Vec<Waiter>,
     mood: Mood,
     rx: mpsc::Receiver<Command>,
@@ -85,6 +141,8 @@ pub struct Engine {
     cgroup_mode: String,
     main_log: Option<MainLogHandle>,
     notices: broadcast::Sender<Notice>,
+    cgroups: Box<dyn Backend>,
+    empty: EmptyWatch,
 }
 
 fn wall_now() -> i64 {
@@ -97,7 +155,12 @@ fn clock() -> Clock {
 
 impl Engine {
     /// Create an engine for `config`; `loader` re-reads the configuration file.
-    pub fn new(config: Config, loader: Loader, main_log: Option<MainLogHandle>) -> (Engine, Handle) {
+    pub fn new(
+        config: Config,
+        loader: Loader,
+        main_log: Option<MainLogHandle>,
+        cgroups: Box<dyn Backend>,
+    ) -> (Engine, Handle) {
         let (tx, rx) = mpsc::channel(256);
         let (notices, _) = broadcast::channel(4096);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -116,9 +179,11 @@ impl Engine {
             next_id: 1,
             base_env,
             daemon_path,
-            cgroup_mode: "none".into(),
+            cgroup_mode: cgroups.mode().to_string(),
             main_log,
             notices: notices.clone(),
+            cgroups,
+            empty: EmptyWatch::new(),
         };
         (engine, Handle::new(tx, notices))
     }
@@ -129,7 +194,7 @@ impl Engine {
         self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
         loop {
-            let next = self.timers.first().map(|(t, _)| *t);
+            let next = self.timers.first().map(|(t, _, _)| *t);
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
@@ -140,11 +205,19 @@ impl Engine {
                 },
                 _ = sigchld.recv() => self.reap(),
                 _ = sleep_until(next), if next.is_some() => self.fire_timers(),
+                ids = self.empty.changed(), if self.empty.active() => {
+                    for id in ids { self.check_drain(id); }
+                }
             }
             // A reap may race with the SIGCHLD of a just-spawned child; reaping is cheap.
             if self.mood != Mood::Running && self.advance_stop_all() {
                 match self.mood {
-                    Mood::Shutdown => return Ok(Exit::Shutdown),
+                    Mood::Shutdown => {
+                        if let Err(e) = self.cgroups.remove_all() {
+                            tracing::warn!("removing cgroups: {e}");
+                        }
+                        return Ok(Exit::Shutdown);
+                    }
                     Mood::Restarting => self.finish_restart(),
                     Mood::Running => {}
                 }
@@ -175,16 +248,7 @@ impl Engine {
             let id = self.next_id;
             self.next_id += 1;
             let output = Output::new(&self.config, pcfg);
-            self.procs.insert(
-                id,
-                Proc {
-                    group: cfg.name.clone(),
-                    cfg: pcfg.clone(),
-                    machine: Machine::new(),
-                    armed: None,
-                    output,
-                },
-            );
+            self.procs.insert(id, Proc::new(&cfg.name, pcfg, output));
             members.push(id);
         }
         tracing::debug!(group = name, "added process group");
@@ -217,10 +281,16 @@ impl Engine {
 
     /// Feed an event to a process's machine and carry out the resulting actions.
     fn feed(&mut self, id: ProcId, event: Event) {
+        self.feed_at(id, event, None);
+    }
+
+    /// Feed an event that happened at `at` (a held-back exit), else now.
+    fn feed_at(&mut self, id: ProcId, event: Event, at: Option<Clock>) {
         let mut queue = vec![event];
+        let mut at = at;
         while let Some(ev) = queue.pop() {
             let Some(p) = self.procs.get_mut(&id) else { return };
-            let actions = p.machine.handle(&p.cfg, ev, clock());
+            let actions = p.machine.handle(&p.cfg, ev, at.take().unwrap_or_else(clock));
             for action in actions {
                 if let Some(follow) = self.act(id, action) {
                     queue.push(follow);
@@ -237,8 +307,11 @@ impl Engine {
                 None
             }
             Action::Spawn => Some(self.spawn(id)),
-            Action::Signal { signal, group } => self.send_signal(id, signal, group),
-            Action::Kill { group } => self.send_signal(id, libc::SIGKILL, group),
+            Action::Signal { signal, group } => {
+                let group = group || self.procs.get(&id).is_some_and(|p| p.cfg.kill_mode == KillMode::Group);
+                self.send_signal(id, signal, group)
+            }
+            Action::Kill { group } => self.final_kill(id, group),
             Action::Log(level, msg) => {
                 match level {
                     Level::Info => tracing::info!("{msg}"),
@@ -255,10 +328,10 @@ impl Engine {
         let want = p.machine.deadline();
         if want != p.armed {
             if let Some(old) = p.armed.take() {
-                self.timers.remove(&(old, id));
+                self.timers.remove(&(old, id, Timer::Machine));
             }
             if let Some(new) = want {
-                self.timers.insert((new, id));
+                self.timers.insert((new, id, Timer::Machine));
             }
             p.armed = want;
         }
@@ -266,20 +339,186 @@ impl Engine {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        while let Some(&(t, id)) = self.timers.first() {
+        while let Some(&(t, id, kind)) = self.timers.first() {
             if t > now {
                 break;
             }
             self.timers.pop_first();
-            if let Some(p) = self.procs.get_mut(&id) {
-                p.armed = None;
+            match kind {
+                Timer::Machine => {
+                    if let Some(p) = self.procs.get_mut(&id) {
+                        p.armed = None;
+                    }
+                    self.feed(id, Event::Deadline);
+                }
+                Timer::Drain => self.drain_timer(id, now),
             }
-            self.feed(id, Event::Deadline);
+        }
+    }
+
+    // ----- cgroups: placement, final kill, draining ---------------------------
+
+    fn cg_target(p: &Proc) -> cgroup::Target<'_> {
+        cgroup::Target::Process { group: &p.group, process: &p.cfg.name }
+    }
+
+    /// Whether this process's stop ends by emptying its cgroup.
+    fn cgroup_kill_applies(&self, p: &Proc) -> bool {
+        p.placed && p.cfg.kill_mode != KillMode::Process && self.cgroups.mode() != cgroup::Mode::None
+    }
+
+    /// SIGKILL after `stopwaitsecs`: the main pid (or its group), then everything
+    /// left in the cgroup. Without a cgroup, the process group stands in for it.
+    fn final_kill(&mut self, id: ProcId, group: bool) -> Option<Event> {
+        let p = self.procs.get(&id)?;
+        let no_cgroup = !p.placed && p.cfg.kill_mode != KillMode::Process;
+        let group = group || p.cfg.kill_mode == KillMode::Group || no_cgroup;
+        let follow = self.send_signal(id, libc::SIGKILL, group);
+        let p = self.procs.get(&id)?;
+        if self.cgroup_kill_applies(p) {
+            if let Err(e) = self.cgroups.kill(Self::cg_target(p)) {
+                tracing::warn!("killing the cgroup of {}: {e}", p.cfg.name);
+            }
+        }
+        follow
+    }
+
+    /// The main pid was reaped: report it now, or hold it until the cgroup is empty.
+    fn on_main_exit(&mut self, id: ProcId, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        p.output.child_exited();
+        if p.placed && self.cgroups.mode() != cgroup::Mode::None {
+            let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+            p.last_oom = p.oom.oom_killed_since_last(self.cgroups.as_ref(), target).unwrap_or(false);
+            if p.last_oom {
+                p.oom_kills += 1;
+                tracing::warn!("oom: {} was killed by the kernel for exceeding its memory limit", p.cfg.name);
+                let notice =
+                    Notice::Oom { group: p.group.clone(), name: p.cfg.name.clone(), pid: p.machine.pid };
+                self.notify(notice);
+            }
+        }
+        let p = &self.procs[&id];
+        let leftovers =
+            self.cgroup_kill_applies(p) && self.cgroups.is_populated(Self::cg_target(p)).unwrap_or(false);
+        if !leftovers {
+            self.feed(id, Event::Exited(status));
+            return;
+        }
+        self.start_drain(id, status);
+    }
+
+    /// Leftover processes of an exited main pid get the stop signal now and
+    /// SIGKILL after `stopwaitsecs`; the exit is reported when none is left.
+    fn start_drain(&mut self, id: ProcId, status: ExitStatus) {
+        let p = &self.procs[&id];
+        let target = Self::cg_target(p);
+        let pids = self.cgroups.pids(target).unwrap_or_default();
+        tracing::info!(
+            "{}: main process exited, stopping {} leftover process(es) in its cgroup",
+            p.cfg.name,
+            pids.len()
+        );
+        if let Ok(sig) = Signal::try_from(p.cfg.stopsignal) {
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        }
+        let stopping = p.machine.state() == ProcessState::Stopping;
+        // A stop already has its own SIGKILL deadline in the state machine.
+        let kill_at =
+            (!stopping).then(|| Instant::now() + std::time::Duration::from_secs(p.cfg.stopwaitsecs));
+        let watched = match self.cgroups.events_path(target) {
+            Some(path) => self.empty.watch(&path, id),
+            None => false,
+        };
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.draining = Some(Drain { status, at: clock(), kill_at, poll: !watched });
+        }
+        self.arm_drain(id);
+        // It may have emptied between the first check and the watch.
+        self.check_drain(id);
+    }
+
+    fn arm_drain(&mut self, id: ProcId) {
+        self.timers.retain(|(_, pid, kind)| !(*pid == id && *kind == Timer::Drain));
+        let Some(d) = self.procs.get(&id).and_then(|p| p.draining.as_ref()) else { return };
+        let poll_at = d.poll.then(|| Instant::now() + DRAIN_POLL);
+        let next = match (poll_at, d.kill_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(t) = next {
+            self.timers.insert((t, id, Timer::Drain));
+        }
+    }
+
+    fn drain_timer(&mut self, id: ProcId, now: Instant) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let Some(d) = p.draining.as_mut() else { return };
+        if d.kill_at.is_some_and(|k| k <= now) {
+            d.kill_at = None;
+            let p = &self.procs[&id];
+            tracing::warn!("killing leftover processes of '{}' with SIGKILL", p.cfg.name);
+            if let Err(e) = self.cgroups.kill(Self::cg_target(p)) {
+                tracing::warn!("killing the cgroup of {}: {e}", p.cfg.name);
+            }
+        }
+        self.check_drain(id);
+        if self.procs.get(&id).is_some_and(|p| p.draining.is_some()) {
+            self.arm_drain(id);
+        }
+    }
+
+    /// Report the held-back exit once the cgroup is empty.
+    fn check_drain(&mut self, id: ProcId) {
+        let Some(p) = self.procs.get(&id) else { return };
+        if p.draining.is_none() || self.cgroups.is_populated(Self::cg_target(p)).unwrap_or(false) {
+            return;
+        }
+        self.empty.unwatch(id);
+        self.timers.retain(|(_, pid, kind)| !(*pid == id && *kind == Timer::Drain));
+        if let Some(d) = self.procs.get_mut(&id).and_then(|p| p.draining.take()) {
+            self.feed_at(id, Event::Exited(d.status), Some(d.at));
+        }
+    }
+
+    /// Create the process's cgroup (a fresh leaf) and the descriptors the child joins it with.
+    fn place(&mut self, id: ProcId) -> Result<Option<cgroup::Placement>, String> {
+        if self.cgroups.mode() == cgroup::Mode::None {
+            return Ok(None);
+        }
+        let p = &self.procs[&id];
+        let group_limits = self.groups.get(&p.group).map(|g| g.cfg.limits.clone()).unwrap_or_default();
+        let placed = self
+            .cgroups
+            .prepare_group(&p.group, &group_limits)
+            .and_then(|_| self.cgroups.prepare_process(&p.group, &p.cfg.name, &p.cfg.limits));
+        match placed {
+            Ok(pl) => Ok(Some(pl)),
+            // supervisord's behaviour leaves processes behind; they keep the old leaf busy.
+            Err(e) if p.cfg.kill_mode == KillMode::Process => {
+                tracing::warn!("{}: starting outside its cgroup: {e}", p.cfg.name);
+                Ok(None)
+            }
+            Err(e) => Err(format!("cannot prepare the cgroup of '{}': {e}", p.cfg.name)),
         }
     }
 
     fn spawn(&mut self, id: ProcId) -> Event {
+        if !self.procs.contains_key(&id) {
+            return Event::SpawnFailed("no such process".into());
+        }
+        let placement = match self.place(id) {
+            Ok(pl) => pl,
+            Err(msg) => return Event::SpawnFailed(msg),
+        };
+        let cgroup_fds = placement.as_ref().map(|pl| pl.raw_fds()).unwrap_or_default();
         let Some(p) = self.procs.get_mut(&id) else { return Event::SpawnFailed("no such process".into()) };
+        p.placed = placement.is_some();
+        p.last_oom = false;
+        p.oom = OomWatch::new();
+        p.cpu.reset();
         let path = command::search_path(&p.cfg.environment, self.daemon_path.as_deref());
         let resolved = match command::resolve(&p.cfg.command, &path) {
             Ok(r) => r,
@@ -307,7 +546,7 @@ impl Engine {
             directory: p.cfg.directory.as_deref(),
             umask: p.cfg.umask,
             redirect_stderr: p.cfg.redirect_stderr,
-            cgroup_procs: &[],
+            cgroup_procs: &cgroup_fds,
             oom_score_adj: p.cfg.oom_score_adj,
         };
         match spawn::spawn(req) {
@@ -347,12 +586,7 @@ impl Engine {
     fn reap(&mut self) {
         for (pid, status) in spawn::reap::reap_all() {
             match self.by_pid.remove(&pid) {
-                Some(id) => {
-                    if let Some(p) = self.procs.get_mut(&id) {
-                        p.output.child_exited();
-                    }
-                    self.feed(id, Event::Exited(status));
-                }
+                Some(id) => self.on_main_exit(id, status),
                 None => tracing::info!("reaped unknown pid {} ({})", pid, status.describe()),
             }
         }
@@ -528,6 +762,18 @@ impl Engine {
             Command::RemoteCommEvent(kind, data, r) => {
                 self.notify(Notice::RemoteCommunication { kind, data });
                 let _ = r.send(Ok(()));
+            }
+            Command::Stats(spec, r) => {
+                let _ = r.send(self.cmd_stats(spec));
+            }
+            Command::GetLimits(spec, r) => {
+                let _ = r.send(self.find(&spec).map(|id| self.procs[&id].cfg.limits.clone()));
+            }
+            Command::SetLimits(spec, limits, r) => {
+                let _ = r.send(self.cmd_set_limits(&spec, limits));
+            }
+            Command::Freeze(target, freeze, r) => {
+                let _ = r.send(self.cmd_freeze(&target, freeze));
             }
             Command::ReopenLogs => {
                 tracing::info!("received SIGUSR2 indicating log reopen request");
@@ -761,12 +1007,27 @@ impl Engine {
     fn cmd_reread(&mut self) -> Result<ConfigDiff, Fault> {
         self.check_mood()?;
         let new = (self.loader)().map_err(|e| Fault::new(FaultCode::CantReread, e))?;
+        check_limits(self.cgroups.as_ref(), &new).map_err(|e| Fault::new(FaultCode::CantReread, e))?;
         let mut diff = ConfigDiff::default();
+        let mut limit_only = Vec::new();
         for g in &new.groups {
             match self.groups.get(&g.name) {
                 None => diff.added.push(g.name.clone()),
-                Some(active) if active.cfg != *g => diff.changed.push(g.name.clone()),
+                Some(active) if active.cfg != *g => {
+                    // Limits change in place; only other differences need a restart.
+                    if without_limits(&active.cfg) == without_limits(g) {
+                        limit_only.push((active.cfg.clone(), g.clone()));
+                    } else {
+                        diff.changed.push(g.name.clone());
+                    }
+                }
                 Some(_) => {}
+            }
+        }
+        for (old, new) in &limit_only {
+            self.apply_limit_changes(old, new);
+            if let Some(g) = self.groups.get_mut(&new.name) {
+                g.cfg = new.clone();
             }
         }
         for name in self.groups.keys() {
@@ -801,15 +1062,154 @@ impl Engine {
         }
         let g = self.groups.remove(name).expect("checked above");
         self.notify(Notice::GroupRemoved(name.to_string()));
+        if let Err(e) = self.cgroups.remove(cgroup::Target::Group(name)) {
+            tracing::debug!("removing the cgroup of group {name}: {e}");
+        }
         for id in g.members {
             if let Some(mut p) = self.procs.remove(&id) {
                 if let Some(t) = p.armed.take() {
-                    self.timers.remove(&(t, id));
+                    self.timers.remove(&(t, id, Timer::Machine));
                 }
+                self.timers.retain(|(_, pid, _)| *pid != id);
+                self.empty.unwatch(id);
                 p.output.close();
             }
         }
         Ok(())
+    }
+
+    fn cmd_stats(&mut self, spec: Option<NameSpec>) -> Result<Vec<ProcessStats>, Fault> {
+        let ids = match spec {
+            Some(spec) => vec![self.find(&spec)?],
+            None => {
+                let mut ids: Vec<ProcId> =
+                    self.groups.values().flat_map(|g| g.members.iter().copied()).collect();
+                ids.sort_by(|a, b| {
+                    let (pa, pb) = (&self.procs[a], &self.procs[b]);
+                    (&pa.group, &pa.cfg.name).cmp(&(&pb.group, &pb.cfg.name))
+                });
+                ids
+            }
+        };
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let backend = self.cgroups.as_ref();
+            let p = self.procs.get_mut(&id).expect("listed ids exist");
+            let pid = (p.machine.pid != 0).then_some(p.machine.pid as i32);
+            let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+            let st = if p.placed {
+                crate::stats::read_process(backend, target, pid)
+                    .unwrap_or_else(|_| pid.map(crate::stats::read_pid).unwrap_or_default())
+            } else {
+                pid.map(crate::stats::read_pid).unwrap_or_default()
+            };
+            let cpu_percent = if pid.is_some() { p.cpu.sample(&st, now).unwrap_or(0.0) } else { 0.0 };
+            out.push(ProcessStats {
+                name: p.cfg.name.clone(),
+                group: p.group.clone(),
+                pid: p.machine.pid,
+                statename: p.machine.state().name(),
+                cpu_percent,
+                cpu_seconds: st.cpu_usage_usec.map(|u| u as f64 / 1e6).unwrap_or(0.0),
+                memory_current: st.memory_current,
+                memory_peak: st.memory_peak,
+                rss: st.rss_bytes,
+                io_read_bytes: st.io_read_bytes,
+                io_write_bytes: st.io_write_bytes,
+                tasks: st.processes,
+                threads: st.threads,
+                fds: st.open_fds,
+                restarts: p.machine.restarts,
+                oom_kills: p.oom_kills,
+                cgroup: p.placed.then(|| backend.path(target)),
+            });
+        }
+        Ok(out)
+    }
+
+    fn cmd_set_limits(
+        &mut self,
+        spec: &NameSpec,
+        limits: crate::config::Limits,
+    ) -> Result<crate::config::Limits, Fault> {
+        let id = self.find(spec)?;
+        self.cgroups.check_limits(&limits).map_err(|e| Fault::new(FaultCode::BadArguments, e.to_string()))?;
+        let p = &self.procs[&id];
+        if p.placed {
+            self.cgroups
+                .apply_limits(Self::cg_target(p), &limits)
+                .map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))?;
+        }
+        let p = self.procs.get_mut(&id).expect("found");
+        p.cfg.limits = limits.clone();
+        tracing::info!("limits of {} changed: {}", p.cfg.name, crate::config::describe_limits(&limits));
+        let notice = Notice::LimitsChanged {
+            group: p.group.clone(),
+            name: Some(p.cfg.name.clone()),
+            limits: limits.clone(),
+        };
+        self.notify(notice);
+        Ok(limits)
+    }
+
+    fn cmd_freeze(&mut self, target: &Target, freeze: bool) -> Result<Vec<OpResult>, Fault> {
+        self.check_mood()?;
+        let ids = self.targets(target)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let p = &self.procs[&id];
+            let res = if !p.placed {
+                Err(Fault::new(FaultCode::Failed, format!("{} has no cgroup to freeze", p.cfg.name)))
+            } else if !p.machine.state().is_signallable() {
+                Err(Fault::new(FaultCode::NotRunning, make_namespec(&p.group, &p.cfg.name)))
+            } else {
+                let r = if freeze {
+                    self.cgroups.freeze(Self::cg_target(p))
+                } else {
+                    self.cgroups.thaw(Self::cg_target(p))
+                };
+                r.map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))
+            };
+            match res {
+                Ok(()) => out.push(OpResult::ok(&p.group, &p.cfg.name)),
+                Err(f) if matches!(target, Target::Process { .. }) => return Err(f),
+                Err(f) => out.push(OpResult::fault(&p.group, &p.cfg.name, &f)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Apply group and process limits that changed in a re-read file, in place.
+    fn apply_limit_changes(&mut self, old: &GroupConfig, new: &GroupConfig) {
+        if old.limits != new.limits {
+            match self.cgroups.apply_limits(cgroup::Target::Group(&new.name), &new.limits) {
+                Ok(()) => {
+                    tracing::info!("limits of group {} changed in place", new.name);
+                    self.notify(Notice::LimitsChanged {
+                        group: new.name.clone(),
+                        name: None,
+                        limits: new.limits.clone(),
+                    });
+                }
+                Err(e) => tracing::warn!("applying limits of group {}: {e}", new.name),
+            }
+        }
+        let members = self.groups.get(&new.name).map(|g| g.members.clone()).unwrap_or_default();
+        for id in members {
+            let name = self.procs[&id].cfg.name.clone();
+            if let Some(ncfg) = new.processes.iter().find(|p| p.name == name) {
+                if ncfg.limits != self.procs[&id].cfg.limits {
+                    let spec = NameSpec { group: new.name.clone(), process: Some(name) };
+                    if let Err(f) = self.cmd_set_limits(&spec, ncfg.limits.clone()) {
+                        tracing::warn!("applying limits: {}", f.text());
+                    }
+                }
+            }
+        }
+        if let Some(g) = self.groups.get_mut(&new.name) {
+            g.cfg.limits = new.limits.clone();
+        }
     }
 
     // ----- shutdown and restart ---------------------------------------------
@@ -850,7 +1250,7 @@ impl Engine {
     }
 
     fn finish_restart(&mut self) {
-        match (self.loader)() {
+        match (self.loader)().and_then(|c| check_limits(self.cgroups.as_ref(), &c).map(|_| c)) {
             Ok(cfg) => self.config = cfg,
             Err(e) => tracing::error!("configuration not reloaded, keeping the previous one: {e}"),
         }
@@ -869,8 +1269,10 @@ impl Engine {
         for id in g.members {
             if let Some(mut p) = self.procs.remove(&id) {
                 if let Some(t) = p.armed.take() {
-                    self.timers.remove(&(t, id));
+                    self.timers.remove(&(t, id, Timer::Machine));
                 }
+                self.timers.retain(|(_, pid, _)| *pid != id);
+                self.empty.unwatch(id);
                 p.output.close();
             }
         }
@@ -881,7 +1283,14 @@ impl Engine {
 
     fn info(&self, id: ProcId) -> ProcessInfo {
         let p = &self.procs[&id];
-        info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now())
+        let mut i = info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now());
+        i.oom_kills = p.oom_kills;
+        i.cgroup = p.placed.then(|| self.cgroups.path(Self::cg_target(p)));
+        if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
+        {
+            i.description = "OOM killed".into();
+        }
+        i
     }
 
     fn config_info(&self) -> Vec<ConfigInfo> {
@@ -912,6 +1321,35 @@ impl Engine {
         v.sort_by(|a, b| (&a.group, &a.process.name).cmp(&(&b.group, &b.process.name)));
         v
     }
+}
+
+/// Every limit in `config` that `backend` cannot enforce, as one config error
+/// naming the file, section and option (limits are checked at load time, never
+/// silently ignored).
+pub fn check_limits(backend: &dyn Backend, config: &Config) -> Result<(), String> {
+    for g in &config.groups {
+        if !g.limits.is_empty() {
+            backend.check_limits(&g.limits).map_err(|e| format!("[group:{}] {e}", g.name))?;
+        }
+        for p in &g.processes {
+            if !p.limits.is_empty() {
+                backend
+                    .check_limits(&p.limits)
+                    .map_err(|e| format!("{}: [{}] {e}", p.file.display(), p.section))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A group's configuration with every limit cleared, to tell limit-only changes apart.
+fn without_limits(g: &GroupConfig) -> GroupConfig {
+    let mut g = g.clone();
+    g.limits = Default::default();
+    for p in &mut g.processes {
+        p.limits = Default::default();
+    }
+    g
 }
 
 async fn sleep_until(t: Option<Instant>) {

@@ -2,10 +2,11 @@
 
 pub mod api;
 mod core;
+mod empty_watch;
 pub mod info;
 mod output;
 pub mod state;
 
-pub use self::core::{Engine, Exit, Loader, ProcId};
+pub use self::core::{check_limits, Engine, Exit, Loader, ProcId};
 pub use api::*;
 pub use state::{ExitStatus, ProcessState};

@@ -73,6 +73,12 @@ pub const METHODS: &[MethodSpec] = &[
     m!("corral.getVersion", "Return the version of corral itself (getSupervisorVersion reports the supervisor version corral is compatible with).\n\n@return string version"),
     m!("corral.getCgroupMode", "Return the cgroup setup the daemon runs with: 'unified', 'hybrid', 'legacy' or 'none'.\n\n@return string mode"),
     m!("corral.getProcessCgroup", "Return the cgroup path of a process, or an empty string when it has none.\n\n@param string name  The name of the process (or 'group:name')\n@return string path"),
+    m!("corral.getProcessStats", "Return kernel readings for one process: CPU (percent since the previous reading, and seconds), memory current and peak of its cgroup, RSS of its main pid, IO bytes, tasks, threads, open fds, restarts, OOM kills and the cgroup path. Byte counts are i8; -1 means unknown.\n\n@param string name  The name of the process (or 'group:name')\n@return struct result  The readings"),
+    m!("corral.getAllProcessStats", "Return corral.getProcessStats for every process, ordered by group then name.\n\n@return array result  An array of reading structs"),
+    m!("corral.getLimits", "Return the cgroup limits in force for a process, each as a string in config syntax ('max' when unset): memory_max, memory_high, memory_swap_max, cpu_quota, cpu_weight, tasks_max, io_weight.\n\n@param string name  The name of the process (or 'group:name')\n@return struct result  The limits"),
+    m!("corral.setLimits", "Change a process's cgroup limits live, without restarting it. Keys are limit option names, values strings in config syntax ('512M', '150%', 'max' to unset); keys left out keep their value. Faults with BAD_ARGUMENTS when a value is invalid or this host cannot enforce it.\n\n@param string name  The name of the process (or 'group:name')\n@param struct limits  The limits to change\n@return struct result  The limits now in force"),
+    m!("corral.freezeProcess", "Freeze every process in a process's cgroup (cgroup freezer).\n\n@param string name  The name of the process (or 'group:name')\n@return boolean result  Always true unless error"),
+    m!("corral.thawProcess", "Thaw a frozen process's cgroup.\n\n@param string name  The name of the process (or 'group:name')\n@return boolean result  Always true unless error"),
     m!("corral.getOomKills", "Return how many times the kernel's OOM killer killed something in the process's cgroup.\n\n@param string name  The name of the process (or 'group:name')\n@return int count"),
 ];
 

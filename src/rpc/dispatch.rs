@@ -433,6 +433,45 @@ impl Dispatcher {
                     text(info.cgroup.unwrap_or_default())
                 })
             }
+            "getProcessStats" => {
+                p.arity(1, 1)?;
+                let name = p.string(0)?;
+                let stats =
+                    h.stats(Some(process_spec(&name)?)).await.map_err(|f| with_given_name(f, &name))?;
+                stats.first().map(structs::process_stats).ok_or_else(|| fault(FaultCode::BadName, &name))
+            }
+            "getAllProcessStats" => {
+                p.arity(0, 0)?;
+                Ok(Value::Array(h.stats(None).await?.iter().map(structs::process_stats).collect()))
+            }
+            "getLimits" => {
+                p.arity(1, 1)?;
+                let name = p.string(0)?;
+                let l = h.limits(process_spec(&name)?).await.map_err(|f| with_given_name(f, &name))?;
+                Ok(structs::limits(&l))
+            }
+            "setLimits" => {
+                p.arity(2, 2)?;
+                let name = p.string(0)?;
+                let Some(Value::Struct(changes)) = p.0.get(1) else {
+                    return Err(crate::rpc::params::incorrect());
+                };
+                let spec = process_spec(&name)?;
+                let mut l = h.limits(spec.clone()).await.map_err(|f| with_given_name(f, &name))?;
+                structs::update_limits(&mut l, changes)
+                    .map_err(|e| Fault::new(FaultCode::BadArguments, e))?;
+                let l = h.set_limits(spec, l).await.map_err(|f| with_given_name(f, &name))?;
+                Ok(structs::limits(&l))
+            }
+            "freezeProcess" | "thawProcess" => {
+                p.arity(1, 1)?;
+                let name = p.string(0)?;
+                let spec = process_spec(&name)?;
+                h.freeze(spec.into(), method == "freezeProcess")
+                    .await
+                    .map_err(|f| with_given_name(f, &name))?;
+                Ok(Value::Boolean(true))
+            }
             _ => Err(Fault::bare(FaultCode::UnknownMethod)),
         }
     }

@@ -212,7 +212,7 @@ impl RpcServer {
         let mut socket = None;
         if let Some(u) = self.unix {
             if u.auth.is_none() {
-                tracing::error!("Server 'unix_http_server' running without any HTTP authentication checking");
+                crate::crit!("Server 'unix_http_server' running without any HTTP authentication checking");
             }
             let app = Router::new().fallback(handle_any).with_state(state(u.auth));
             let graceful = stopped(stop_rx.clone());
@@ -223,7 +223,7 @@ impl RpcServer {
         }
         for t in self.tcp {
             if t.auth.is_none() {
-                tracing::error!("Server 'inet_http_server' running without any HTTP authentication checking");
+                crate::crit!("Server 'inet_http_server' running without any HTTP authentication checking");
             }
             let app = Router::new().fallback(handle_any).with_state(state(t.auth));
             let graceful = stopped(stop_rx.clone());

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use dxr::Value;
 
 use super::codec::{int, text};
-use crate::engine::{ConfigInfo, LogName, OpResult, ProcessInfo};
+use crate::config::Limits;
+use crate::engine::{ConfigInfo, LogName, OpResult, ProcessInfo, ProcessStats};
 
 fn st(pairs: Vec<(&str, Value)>) -> Value {
     Value::Struct(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>())
@@ -93,4 +94,93 @@ pub fn config_info(c: &ConfigInfo) -> Value {
         ("stopwaitsecs", u64_int(p.stopwaitsecs)),
         ("uid", p.user.as_ref().map_or_else(|| text("none"), |u| int(i64::from(u.uid)))),
     ])
+}
+
+/// An unsigned reading as `i8` (byte counts exceed i32); -1 when unknown.
+fn long(v: Option<u64>) -> Value {
+    Value::Long(v.map(|n| i64::try_from(n).unwrap_or(i64::MAX)).unwrap_or(-1))
+}
+
+/// A small count as `int`; -1 when unknown.
+fn count(v: Option<u64>) -> Value {
+    int(v.map(|n| i64::try_from(n).unwrap_or(i64::MAX)).unwrap_or(-1))
+}
+
+/// `corral.getProcessStats`'s struct.
+pub fn process_stats(p: &ProcessStats) -> Value {
+    st(vec![
+        ("name", text(&p.name)),
+        ("group", text(&p.group)),
+        ("pid", int(i64::from(p.pid))),
+        ("statename", text(p.statename)),
+        ("cpu_percent", Value::Double(p.cpu_percent)),
+        ("cpu_seconds", Value::Double(p.cpu_seconds)),
+        ("memory_current", long(p.memory_current)),
+        ("memory_peak", long(p.memory_peak)),
+        ("rss", long(p.rss)),
+        ("io_read_bytes", long(p.io_read_bytes)),
+        ("io_write_bytes", long(p.io_write_bytes)),
+        ("tasks", count(p.tasks)),
+        ("threads", count(p.threads)),
+        ("fds", count(p.fds)),
+        ("restarts", count(Some(p.restarts))),
+        ("oom_kills", count(Some(p.oom_kills))),
+        ("cgroup", text(p.cgroup.as_deref().unwrap_or(""))),
+    ])
+}
+
+/// `corral.getLimits`'s struct: every limit as a string in config syntax, `max` when unset.
+pub fn limits(l: &Limits) -> Value {
+    let n = |v: Option<u64>| text(v.map(|n| n.to_string()).unwrap_or_else(|| "max".into()));
+    let w = |v: Option<u32>| text(v.map(|n| n.to_string()).unwrap_or_else(|| "max".into()));
+    st(vec![
+        ("memory_max", n(l.memory_max)),
+        ("memory_high", n(l.memory_high)),
+        ("memory_swap_max", n(l.memory_swap_max)),
+        ("cpu_quota", text(l.cpu_quota.map(|q| format!("{q}%")).unwrap_or_else(|| "max".into()))),
+        ("cpu_weight", w(l.cpu_weight)),
+        ("tasks_max", n(l.tasks_max)),
+        ("io_weight", w(l.io_weight)),
+    ])
+}
+
+/// Apply `corral.setLimits` changes (option name → value in config syntax,
+/// `max` or empty to unset) to `limits`; the error names the option.
+pub fn update_limits(limits: &mut Limits, changes: &BTreeMap<String, Value>) -> Result<(), String> {
+    use crate::config::values;
+    for (key, value) in changes {
+        let raw = match value {
+            Value::String(s) => s.clone(),
+            Value::Integer(i) => i.to_string(),
+            Value::Long(i) => i.to_string(),
+            _ => return Err(format!("{key}: expected a string")),
+        };
+        let unset = raw.trim().is_empty() || raw.trim().eq_ignore_ascii_case("max");
+        let err = |e: values::BadValue| format!("{key}: {} (expected {})", e.message, e.expected);
+        match key.as_str() {
+            "memory_max" => {
+                limits.memory_max = if unset { None } else { values::memory_size(&raw).map_err(err)? }
+            }
+            "memory_high" => {
+                limits.memory_high = if unset { None } else { values::memory_size(&raw).map_err(err)? }
+            }
+            "memory_swap_max" => {
+                limits.memory_swap_max = if unset { None } else { values::memory_size(&raw).map_err(err)? }
+            }
+            "cpu_quota" => {
+                limits.cpu_quota = if unset { None } else { Some(values::cpu_quota(&raw).map_err(err)?) }
+            }
+            "cpu_weight" => {
+                limits.cpu_weight = if unset { None } else { Some(values::weight(&raw).map_err(err)?) }
+            }
+            "io_weight" => {
+                limits.io_weight = if unset { None } else { Some(values::weight(&raw).map_err(err)?) }
+            }
+            "tasks_max" => {
+                limits.tasks_max = if unset { None } else { values::tasks_max(&raw).map_err(err)? }
+            }
+            other => return Err(format!("unknown limit {other:?}")),
+        }
+    }
+    Ok(())
 }

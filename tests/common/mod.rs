@@ -56,11 +56,12 @@ pub struct Daemon {
 /// The `[supervisord]` and server sections every test config gets.
 pub fn preamble(dir: &Path) -> String {
     format!(
-        "[supervisord]\nlogfile={d}/corrald.log\npidfile={d}/corrald.pid\nchildlogdir={d}\nloglevel=debug\nnodaemon=true\nidentifier=test\n\n\
+        "[supervisord]\nlogfile={d}/corrald.log\npidfile={d}/corrald.pid\nchildlogdir={d}\nloglevel=debug\nnodaemon=true\nidentifier=test-{id}\n\n\
          [unix_http_server]\nfile={d}/corral.sock\n\n\
          [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
          [supervisorctl]\nserverurl=unix://{d}/corral.sock\n\n",
-        d = dir.display()
+        d = dir.display(),
+        id = dir.file_name().and_then(|n| n.to_str()).unwrap_or("x").trim_start_matches('.')
     )
 }
 
