@@ -291,3 +291,60 @@ fn the_shipped_example_reaches_running() {
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(), Some(0));
 }
+
+#[test]
+fn without_nodaemon_it_detaches_and_writes_its_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = preamble(dir.path()).replace("nodaemon=true", "nodaemon=false")
+        + "[program:bg]\ncommand=sleep 1000\nstartsecs=0\n";
+    let conf = dir.path().join("corral.conf");
+    std::fs::write(&conf, text).unwrap();
+    let status =
+        std::process::Command::new(env!("CARGO_BIN_EXE_corrald")).arg("-c").arg(&conf).status().unwrap();
+    assert!(status.success(), "the foreground parent exits 0 once the daemon is detached");
+    let pidfile = dir.path().join("corrald.pid");
+    wait_for("the pid file", DEADLINE, || {
+        std::fs::read_to_string(&pidfile).map(|s| s.ends_with('\n')).unwrap_or(false)
+    });
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let d = Daemon { child: None, sock: dir.path().join("corral.sock"), conf, dir };
+    wait_for("the detached daemon to answer", DEADLINE, || d.try_call("supervisor.getPID", vec![]).is_ok());
+    assert_eq!(int_of(&d.call("supervisor.getPID", vec![])), i64::from(pid));
+    d.wait_state("bg", "RUNNING");
+    let session = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = session.rsplit(')').next().unwrap().split_whitespace().collect();
+    assert_eq!(fields[3], pid.to_string(), "the daemon leads its own session");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    wait_for("the daemon to exit", DEADLINE, || !alive(i64::from(pid)));
+    assert!(!d.path("corrald.pid").exists());
+}
+
+#[test]
+fn user_directory_and_umask_apply_to_the_child() {
+    if !nix::unistd::Uid::effective().is_root() {
+        skip("user= needs root");
+        return;
+    }
+    let d = Daemon::start(
+        "[program:who]\ncommand=sh -c 'id -un > {dir}/who.out; pwd >> {dir}/who.out; umask >> {dir}/who.out; exec sleep 1000'\n\
+         user=nobody\ndirectory=/tmp\numask=027\nstartsecs=0\n",
+    );
+    std::fs::set_permissions(d.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    d.call("supervisor.stopProcess", vec![s("who")]);
+    d.call("supervisor.startProcess", vec![s("who")]);
+    let out = d.path("who.out");
+    wait_for("the child's report", DEADLINE, || {
+        std::fs::read_to_string(&out).map(|s| s.lines().count() >= 3).unwrap_or(false)
+    });
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "nobody\n/tmp\n0027\n");
+}
+
+#[test]
+fn send_process_stdin_reaches_the_child() {
+    let d = Daemon::start("[program:cat]\ncommand=cat\nstdout_logfile={dir}/cat.log\nstartsecs=0\n");
+    d.wait_state("cat", "RUNNING");
+    d.call("supervisor.sendProcessStdin", vec![s("cat"), s("hello stdin\n")]);
+    wait_for("the echo", DEADLINE, || {
+        std::fs::read_to_string(d.path("cat.log")).map(|s| s == "hello stdin\n").unwrap_or(false)
+    });
+}
