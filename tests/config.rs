@@ -101,6 +101,7 @@ fn minimal_program_has_supervisord_defaults() {
         kill_mode: KillMode::Cgroup,
         limits: Limits::default(),
         oom_score_adj: None,
+        restart: Default::default(),
     };
     assert_eq!(p, &expected);
     assert!(p.file.ends_with("t.conf"));
@@ -787,4 +788,23 @@ fn rich_fixture_loads() {
     assert!(text.contains("process backend:worker_01"), "{text}");
     assert!(text.contains("command: /usr/bin/env python3 -m http.server 8080"), "{text}");
     assert!(text.contains("memory_max=512M memory_high=400M cpu_weight=200 io_weight=50"), "{text}");
+}
+
+#[test]
+fn restart_policy_options_parse_and_default_to_supervisords() {
+    let c = load_text("[supervisord]\n[program:a]\ncommand=x\n[program:b]\ncommand=x\nbackoff=exponential\nbackoff_max=30\nbackoff_reset=120\nstart_limit_burst=5\nstart_limit_interval=20\n");
+    assert_eq!(program(&c, "a").restart, RestartPolicy::default());
+    assert_eq!(program(&c, "a").restart.backoff, None, "no pacing beyond supervisord's unless asked");
+    let b = &program(&c, "b").restart;
+    assert_eq!(b.backoff, Some(Backoff::Exponential));
+    assert_eq!((b.backoff_max, b.backoff_reset), (Some(30), 120));
+    assert_eq!((b.start_limit_burst, b.start_limit_interval), (Some(5), 20));
+    assert_eq!(b.delay(1), 1);
+    assert_eq!(b.delay(6), 30);
+    let (err, _) = error_of("[supervisord]\n[program:c]\ncommand=x\nbackoff=fast\n");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("backoff") && msg.contains("'fast'") && msg.contains("'linear' or 'exponential'"),
+        "{msg}"
+    );
 }

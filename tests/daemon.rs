@@ -348,3 +348,32 @@ fn send_process_stdin_reaches_the_child() {
         std::fs::read_to_string(d.path("cat.log")).map(|s| s == "hello stdin\n").unwrap_or(false)
     });
 }
+
+/// Seconds since midnight of a main-log line (`YYYY-MM-DD HH:MM:SS,mmm …`).
+fn log_time(line: &str) -> f64 {
+    let t = &line[11..23];
+    let (hms, ms) = t.split_once(',').unwrap();
+    let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    p[0] * 3600.0 + p[1] * 60.0 + p[2] + ms.parse::<f64>().unwrap() / 1000.0
+}
+
+#[test]
+fn exponential_backoff_paces_restarts_in_real_time() {
+    let d = Daemon::start(
+        "[program:flaky]\ncommand=sh -c 'sleep 1.2; exit 1'\nstartsecs=1\nautorestart=true\n\
+         backoff=exponential\nbackoff_reset=30\n",
+    );
+    wait_for("four spawns", Duration::from_secs(60), || {
+        d.main_log().matches("spawned: 'flaky'").count() >= 4
+    });
+    let log = d.main_log();
+    let exits: Vec<f64> = log.lines().filter(|l| l.contains("exited: flaky")).map(log_time).collect();
+    let spawns: Vec<f64> = log.lines().filter(|l| l.contains("spawned: 'flaky'")).map(log_time).collect();
+    let waits: Vec<f64> = exits.iter().zip(&spawns[1..]).map(|(e, s)| s - e).collect();
+    for (want, got) in [1.0, 2.0, 4.0].iter().zip(&waits) {
+        assert!((got - want).abs() < 0.5, "waits {waits:?} should be about 1, 2, 4 s");
+    }
+    assert!(
+        str_of(&d.info("flaky")["description"]).contains("restarting in") || d.state("flaky") != "BACKOFF"
+    );
+}

@@ -114,6 +114,7 @@ fn pconfig(name: &str) -> ProcessConfig {
         kill_mode: KillMode::Cgroup,
         limits: Limits::default(),
         oom_score_adj: None,
+        restart: Default::default(),
     }
 }
 

@@ -41,6 +41,11 @@ pub const PROGRAM_OPTIONS: &[&str] = &[
     "serverurl",
     "oom_score_adj",
     "kill_mode",
+    "backoff",
+    "backoff_max",
+    "backoff_reset",
+    "start_limit_burst",
+    "start_limit_interval",
 ];
 
 /// Extra options of `[eventlistener:x]`.

@@ -366,4 +366,62 @@ pub struct ProcessConfig {
     pub limits: Limits,
     /// corral: `oom_score_adj` written for the child.
     pub oom_score_adj: Option<i32>,
+    /// corral: restart pacing beyond supervisord's (all opt-in).
+    pub restart: RestartPolicy,
+}
+
+/// corral: how restarts are paced. The default is exactly supervisord's:
+/// linear backoff between failed starts, immediate restart after a crash
+/// from RUNNING, no rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// `backoff=`: `None` keeps supervisord's behaviour; set, it also paces
+    /// restarts after crashes from RUNNING.
+    pub backoff: Option<Backoff>,
+    /// `backoff_max=`: longest wait between two starts, in seconds.
+    pub backoff_max: Option<u64>,
+    /// `backoff_reset=`: a run at least this long (seconds) resets the pacing.
+    pub backoff_reset: u64,
+    /// `start_limit_burst=`: at most this many starts within `start_limit_interval`…
+    pub start_limit_burst: Option<u32>,
+    /// `start_limit_interval=`: …seconds, else FATAL.
+    pub start_limit_interval: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            backoff: None,
+            backoff_max: None,
+            backoff_reset: 60,
+            start_limit_burst: None,
+            start_limit_interval: 10,
+        }
+    }
+}
+
+/// corral: growth of the wait between restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// 1 s, 2 s, 3 s, … (supervisord's).
+    Linear,
+    /// 1 s, 2 s, 4 s, 8 s, … up to `backoff_max` (default 60 s).
+    Exponential,
+}
+
+impl RestartPolicy {
+    /// Seconds to wait before the `n`th consecutive retry (n ≥ 1).
+    pub fn delay(&self, n: u32) -> u64 {
+        let n = n.max(1);
+        let raw = match self.backoff.unwrap_or(Backoff::Linear) {
+            Backoff::Linear => u64::from(n),
+            Backoff::Exponential => 1u64.checked_shl(n - 1).unwrap_or(u64::MAX),
+        };
+        let cap = match (self.backoff, self.backoff_max) {
+            (_, Some(max)) => max,
+            (Some(Backoff::Exponential), None) => 60,
+            _ => u64::MAX,
+        };
+        raw.min(cap)
+    }
 }

@@ -390,6 +390,27 @@ fn process_section(
     let oom_score_adj =
         p.convert_opt(s, "oom_score_adj", exp, true, named("oom_score_adj", values::oom_score_adj))?;
     let limits = parse_limits(p, s)?;
+    let seconds = |v: &str| values::unsigned::<u64>(v);
+    let restart = RestartPolicy {
+        backoff: p.convert_opt(s, "backoff", exp, true, values::backoff)?,
+        backoff_max: p.convert_opt(s, "backoff_max", exp, true, named("backoff_max", seconds))?,
+        backoff_reset: p.convert(s, "backoff_reset", exp, true, "60", named("backoff_reset", seconds))?,
+        start_limit_burst: p.convert_opt(
+            s,
+            "start_limit_burst",
+            exp,
+            true,
+            named("start_limit_burst", values::unsigned::<u32>),
+        )?,
+        start_limit_interval: p.convert(
+            s,
+            "start_limit_interval",
+            exp,
+            true,
+            "10",
+            named("start_limit_interval", seconds),
+        )?,
+    };
 
     let section_file = p.ini.section(s).map(|x| x.file).unwrap_or(0);
     let source_file = p.path_of(section_file);
@@ -460,6 +481,7 @@ fn process_section(
             kill_mode,
             limits: limits.clone(),
             oom_score_adj,
+            restart: restart.clone(),
         });
     }
     sort_processes(&mut processes);

@@ -433,6 +433,15 @@ pub fn oom_score_adj(s: &str) -> ValueResult<i32> {
     }
 }
 
+/// corral `backoff`: `linear` or `exponential`.
+pub fn backoff(s: &str) -> ValueResult<super::model::Backoff> {
+    match s.trim().to_lowercase().as_str() {
+        "linear" => Ok(super::model::Backoff::Linear),
+        "exponential" => Ok(super::model::Backoff::Exponential),
+        _ => Err(BadValue::new(format!("invalid backoff {}", py_repr(s)), "'linear' or 'exponential'")),
+    }
+}
+
 /// corral `kill_mode`: `cgroup`, `group` or `process`.
 pub fn kill_mode(s: &str) -> ValueResult<KillMode> {
     match s.trim().to_lowercase().as_str() {

@@ -6,6 +6,7 @@
 //! `process.py` exactly, except that work supervisord defers to its next
 //! one-second loop tick happens at once here (there is no tick).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::{AutoRestart, ProcessConfig};
@@ -187,6 +188,10 @@ pub struct Machine {
     killing: bool,
     /// Spawns since creation, minus the first (restarts).
     pub restarts: u64,
+    /// corral `backoff=`: consecutive short runs that ended in a restart.
+    crashes: u32,
+    /// corral `start_limit_burst=`: recent automatic start times.
+    starts: VecDeque<Instant>,
 }
 
 /// Something that happened to a process.
@@ -240,6 +245,8 @@ impl Machine {
             deadline: None,
             killing: false,
             restarts: 0,
+            crashes: 0,
+            starts: VecDeque::new(),
         }
     }
 
@@ -275,6 +282,9 @@ impl Machine {
                         | ProcessState::Fatal
                         | ProcessState::Backoff
                 ) {
+                    // A start by hand is a fresh start: pacing and rate limit begin anew.
+                    self.crashes = 0;
+                    self.starts.clear();
                     self.begin_spawn(now, &mut out);
                 }
             }
@@ -341,7 +351,31 @@ impl Machine {
         out
     }
 
+    /// An automatic restart, unless `start_limit_burst` starts already happened
+    /// within `start_limit_interval`: then FATAL, saying why.
+    fn auto_spawn(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
+        if let Some(burst) = cfg.restart.start_limit_burst {
+            let window = Duration::from_secs(cfg.restart.start_limit_interval);
+            while self.starts.front().is_some_and(|t| now.mono.saturating_duration_since(*t) >= window) {
+                self.starts.pop_front();
+            }
+            if self.starts.len() >= burst as usize {
+                self.spawnerr = format!(
+                    "start rate limit reached: {burst} starts within {} seconds",
+                    cfg.restart.start_limit_interval
+                );
+                out.push(Action::Log(Level::Info, format!("gave up: {} {}", cfg.name, self.spawnerr)));
+                self.deadline = None;
+                self.backoff = 0;
+                self.change(ProcessState::Fatal, None, out);
+                return;
+            }
+        }
+        self.begin_spawn(now, out);
+    }
+
     fn begin_spawn(&mut self, now: Clock, out: &mut Vec<Action>) {
+        self.starts.push_back(now.mono);
         if self.laststart.is_some() {
             self.restarts += 1;
         }
@@ -378,8 +412,8 @@ impl Machine {
                 format!("gave up: {} entered FATAL state, too many start retries too quickly", cfg.name),
             ));
         } else {
-            // Linear backoff: 1 s, 2 s, 3 s... as supervisord.
-            self.deadline = Some(now.mono + Duration::from_secs(u64::from(self.backoff)));
+            // supervisord's linear 1 s, 2 s, 3 s… unless `backoff=` says otherwise.
+            self.deadline = Some(now.mono + Duration::from_secs(cfg.restart.delay(self.backoff)));
         }
     }
 
@@ -430,14 +464,27 @@ impl Machine {
                 self.change(ProcessState::Exited, Some(false), out);
                 out.push(Action::Log(Level::Warn, format!("exited: {} ({}; not expected)", cfg.name, text)));
             }
+            let ran = self.laststart.map(|t| now.mono.saturating_duration_since(t)).unwrap_or_default();
             self.pid = 0;
             let restart = match cfg.autorestart {
                 AutoRestart::Always => true,
                 AutoRestart::Unexpected => !expected,
                 AutoRestart::Never => false,
             };
-            if restart {
-                self.begin_spawn(now, out);
+            if !restart {
+                return;
+            }
+            if cfg.restart.backoff.is_none() || ran >= Duration::from_secs(cfg.restart.backoff_reset) {
+                // supervisord restarts at once; so does corral after a long enough run.
+                self.crashes = 0;
+                self.auto_spawn(cfg, now, out);
+            } else {
+                // A short run: wait as `backoff=` says before restarting, in BACKOFF.
+                self.crashes += 1;
+                let delay = cfg.restart.delay(self.crashes);
+                self.spawnerr = format!("exited ({text}) after {} s; restarting in {delay} s", ran.as_secs());
+                self.deadline = Some(now.mono + Duration::from_secs(delay));
+                self.change(ProcessState::Backoff, None, out);
             }
             return;
         }
@@ -453,7 +500,7 @@ impl Machine {
             ProcessState::Starting => self.enter_running(cfg, out),
             ProcessState::Backoff => {
                 if self.backoff <= cfg.startretries {
-                    self.begin_spawn(now, out);
+                    self.auto_spawn(cfg, now, out);
                 }
             }
             ProcessState::Stopping => {
@@ -522,6 +569,7 @@ mod tests {
             kill_mode: KillMode::Cgroup,
             limits: Limits::default(),
             oom_score_adj: None,
+            restart: Default::default(),
         }
     }
 
@@ -886,5 +934,191 @@ mod tests {
         );
         assert!(Backoff.is_running() && !Stopping.is_running() && !Stopping.is_stopped());
         assert!(Stopping.is_signallable() && !Backoff.is_signallable());
+    }
+}
+
+#[cfg(test)]
+mod restart_policy_tests {
+    //! corral's opt-in restart pacing (`backoff=`, `backoff_reset=`, start rate limit).
+    use super::*;
+    use crate::config::{Backoff, RestartPolicy};
+
+    fn cfg(policy: RestartPolicy) -> ProcessConfig {
+        let mut c = tests_support::base();
+        c.autorestart = AutoRestart::Always;
+        c.restart = policy;
+        c
+    }
+
+    mod tests_support {
+        use crate::config::*;
+        pub fn base() -> ProcessConfig {
+            let ch = ChannelConfig {
+                logfile: LogFile::None,
+                maxbytes: 0,
+                backups: 0,
+                capture_maxbytes: 0,
+                events_enabled: false,
+                syslog: false,
+            };
+            ProcessConfig {
+                name: "p".into(),
+                program: "p".into(),
+                section: "program:p".into(),
+                file: "t.conf".into(),
+                command: "/bin/true".into(),
+                directory: None,
+                umask: None,
+                priority: 999,
+                autostart: true,
+                autorestart: AutoRestart::Unexpected,
+                startsecs: 1,
+                startretries: 3,
+                exitcodes: vec![0],
+                stopsignal: 15,
+                stopwaitsecs: 10,
+                stopasgroup: false,
+                killasgroup: false,
+                user: None,
+                redirect_stderr: false,
+                stdout: ch.clone(),
+                stderr: ch,
+                environment: vec![],
+                serverurl: None,
+                kill_mode: KillMode::Cgroup,
+                limits: Limits::default(),
+                oom_score_adj: None,
+                restart: RestartPolicy::default(),
+            }
+        }
+    }
+
+    /// Run, stay up `run_secs`, exit; returns the actions of the exit.
+    fn run_and_crash(m: &mut Machine, c: &ProcessConfig, t: &mut Instant, run_secs: u64) -> Vec<Action> {
+        if m.state() != ProcessState::Starting {
+            let d = m.deadline().expect("a pending restart");
+            *t = d;
+            let a = m.handle(c, Event::Deadline, Clock { mono: *t, wall: 0 });
+            assert!(a.contains(&Action::Spawn), "{a:?}");
+        }
+        m.handle(c, Event::Spawned(1), Clock { mono: *t, wall: 0 });
+        *t += Duration::from_secs(run_secs);
+        m.handle(c, Event::Deadline, Clock { mono: *t, wall: 0 });
+        m.handle(c, Event::Exited(ExitStatus::Code(1)), Clock { mono: *t, wall: 0 })
+    }
+
+    #[test]
+    fn without_backoff_a_crash_from_running_restarts_at_once_as_supervisord() {
+        let c = cfg(RestartPolicy::default());
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        let a = run_and_crash(&mut m, &c, &mut t, 2);
+        assert!(a.contains(&Action::Spawn));
+        assert_eq!(m.state(), ProcessState::Starting);
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_the_wait_after_each_short_run() {
+        let c = cfg(RestartPolicy { backoff: Some(Backoff::Exponential), ..RestartPolicy::default() });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        let mut waits = vec![];
+        for _ in 0..5 {
+            let a = run_and_crash(&mut m, &c, &mut t, 2);
+            assert!(!a.contains(&Action::Spawn), "a short run waits before restarting");
+            assert_eq!(m.state(), ProcessState::Backoff);
+            waits.push((m.deadline().unwrap() - t).as_secs());
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 16]);
+        assert!(
+            m.spawnerr.starts_with("exited (exit status 1) after 2 s; restarting in 16 s"),
+            "{}",
+            m.spawnerr
+        );
+    }
+
+    #[test]
+    fn backoff_max_caps_the_wait() {
+        let c = cfg(RestartPolicy {
+            backoff: Some(Backoff::Exponential),
+            backoff_max: Some(5),
+            ..RestartPolicy::default()
+        });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        let mut last = 0;
+        for _ in 0..6 {
+            run_and_crash(&mut m, &c, &mut t, 2);
+            last = (m.deadline().unwrap() - t).as_secs();
+        }
+        assert_eq!(last, 5);
+    }
+
+    #[test]
+    fn a_long_run_resets_the_pacing() {
+        let c = cfg(RestartPolicy {
+            backoff: Some(Backoff::Exponential),
+            backoff_reset: 30,
+            ..RestartPolicy::default()
+        });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        run_and_crash(&mut m, &c, &mut t, 2);
+        run_and_crash(&mut m, &c, &mut t, 2);
+        assert_eq!((m.deadline().unwrap() - t).as_secs(), 2);
+        let a = run_and_crash(&mut m, &c, &mut t, 31);
+        assert!(a.contains(&Action::Spawn), "after a run past backoff_reset the restart is immediate");
+        run_and_crash(&mut m, &c, &mut t, 2);
+        assert_eq!((m.deadline().unwrap() - t).as_secs(), 1, "the count starts over");
+    }
+
+    #[test]
+    fn the_start_rate_limit_sends_the_program_to_fatal_saying_why() {
+        let c = cfg(RestartPolicy {
+            start_limit_burst: Some(3),
+            start_limit_interval: 60,
+            ..RestartPolicy::default()
+        });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        run_and_crash(&mut m, &c, &mut t, 2);
+        run_and_crash(&mut m, &c, &mut t, 2);
+        let a = run_and_crash(&mut m, &c, &mut t, 2);
+        assert_eq!(m.state(), ProcessState::Fatal, "{a:?}");
+        assert_eq!(m.spawnerr, "start rate limit reached: 3 starts within 60 seconds");
+        // A start by hand is allowed again.
+        let a = m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        assert!(a.contains(&Action::Spawn));
+    }
+
+    #[test]
+    fn starts_outside_the_interval_do_not_count() {
+        let c = cfg(RestartPolicy {
+            start_limit_burst: Some(2),
+            start_limit_interval: 10,
+            ..RestartPolicy::default()
+        });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        for _ in 0..5 {
+            run_and_crash(&mut m, &c, &mut t, 11);
+            assert_ne!(m.state(), ProcessState::Fatal);
+        }
+    }
+
+    #[test]
+    fn failed_starts_wait_as_the_backoff_policy_says() {
+        let c = cfg(RestartPolicy { backoff: Some(Backoff::Exponential), ..RestartPolicy::default() });
+        let (mut m, t) = (Machine::new(), Instant::now());
+        let mut c = c;
+        c.startretries = 5;
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        let mut waits = vec![];
+        for _ in 0..4 {
+            m.handle(&c, Event::SpawnFailed("x".into()), Clock { mono: t, wall: 0 });
+            waits.push((m.deadline().unwrap() - t).as_secs());
+            m.handle(&c, Event::Deadline, Clock { mono: m.deadline().unwrap(), wall: 0 });
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8]);
     }
 }
