@@ -317,3 +317,26 @@ fn a_limit_this_host_cannot_enforce_is_refused_at_load() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[program:x] io_weight:"), "the error names the section and option: {err}");
 }
+
+#[test]
+fn after_corrald_is_killed_a_new_one_replaces_its_orphans_and_none_survives() {
+    if !cgroups_usable() {
+        return;
+    }
+    let mut d = Daemon::start(&format!("[program:tree]\ncommand={ESCAPER}\nstartsecs=0\n"));
+    let (path, old) = wait_for_tree(&d, "tree");
+    d.signal(Signal::SIGKILL);
+    d.wait_exit();
+    assert!(old.iter().all(|p| alive(i64::from(*p))), "a SIGKILLed daemon cannot stop its programs");
+    // Same config, same identifier: the new daemon owns the tree the old one left.
+    let text = std::fs::read_to_string(&d.conf).unwrap();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d2 = Daemon::start_with(dir, &text);
+    let (_, new) = wait_for_tree(&d2, "tree");
+    for pid in &old {
+        assert!(!alive(i64::from(*pid)), "orphan {pid} of the dead daemon survived");
+        assert!(!new.contains(pid));
+    }
+    assert!(d2.main_log().contains("left running by a previous corrald"), "{}", d2.main_log());
+    let _ = path;
+}

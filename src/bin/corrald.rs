@@ -277,6 +277,18 @@ fn open_cgroups(cfg: &Config) -> Box<dyn corral::cgroup::Backend> {
     backend
 }
 
+/// Programs a previous corrald left running when it died (its tree is ours:
+/// the HTTP servers are bound, so no live daemon with this identifier exists).
+fn kill_leftovers(backend: &dyn corral::cgroup::Backend) {
+    match backend.kill_stale() {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!("killed {n} process(es) left running by a previous corrald that did not shut down")
+        }
+        Err(e) => tracing::warn!("cleaning up cgroups of a previous run: {e}"),
+    }
+}
+
 async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
@@ -294,6 +306,7 @@ async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::R
     let server = corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers)
         .await
         .context("starting the HTTP servers")?;
+    kill_leftovers(cgroups.as_ref());
     let (engine, handle) = Engine::new(cfg, loader, Some(main_log), cgroups);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async {

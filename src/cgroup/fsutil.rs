@@ -170,6 +170,27 @@ pub(crate) fn open_dir(dir: &Path) -> Result<OwnedFd, CgroupError> {
 }
 
 /// SIGKILLs every pid; a pid that is already gone is fine.
+/// SIGKILL everything below `dirs` (repeatedly, so processes forked meanwhile
+/// die too) until no pid is left or `timeout` passes; returns how many pids were seen.
+pub(crate) fn kill_trees(dirs: &[PathBuf], timeout: std::time::Duration) -> Result<usize, CgroupError> {
+    let start = std::time::Instant::now();
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let mut pids = Vec::new();
+        for d in dirs {
+            if d.exists() {
+                pids_recursive(d, &mut pids)?;
+            }
+        }
+        if pids.is_empty() || start.elapsed() > timeout {
+            return Ok(seen.len());
+        }
+        seen.extend(pids.iter().copied());
+        kill_all(&pids)?;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub(crate) fn kill_all(pids: &[i32]) -> Result<(), CgroupError> {
     for &pid in pids {
         // SAFETY: kill(2) has no memory-safety preconditions.

@@ -124,6 +124,12 @@ impl Backend for HybridBackend {
         self.legacy.remove(target)
     }
 
+    fn kill_stale(&self) -> Result<usize, CgroupError> {
+        let killed = self.unified.kill_stale()?;
+        self.legacy.remove_all()?;
+        Ok(killed)
+    }
+
     fn remove_all(&self) -> Result<(), CgroupError> {
         self.unified.remove_all()?;
         self.legacy.remove_all()

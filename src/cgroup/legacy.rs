@@ -406,6 +406,17 @@ impl Backend for LegacyBackend {
         Ok(())
     }
 
+    fn kill_stale(&self) -> Result<usize, CgroupError> {
+        let tops: Vec<PathBuf> = self.trees.iter().map(|t| t.top.clone()).filter(|t| t.exists()).collect();
+        let killed = if self.owns_membership {
+            fsutil::kill_trees(&tops, std::time::Duration::from_secs(5))?
+        } else {
+            0
+        };
+        self.remove_all()?;
+        Ok(killed)
+    }
+
     fn remove_all(&self) -> Result<(), CgroupError> {
         for tree in &self.trees {
             fsutil::rmdir_tree(&tree.top)?;

@@ -270,6 +270,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// (the daemon's own leaf stays while the daemon is in it). For shutdown.
     fn remove_all(&self) -> Result<(), CgroupError>;
 
+    /// Kill every process left in this daemon's tree by a previous run that
+    /// died without stopping its programs, then remove the stale cgroups.
+    /// Returns how many processes were killed. (The daemon's own leaf is spared.)
+    fn kill_stale(&self) -> Result<usize, CgroupError> {
+        Ok(0)
+    }
+
     /// Processes killed by the OOM killer in this cgroup (and below) since it
     /// was created; 0 when the host has no memory controller for it.
     fn oom_kills(&self, target: Target<'_>) -> Result<u64, CgroupError>;

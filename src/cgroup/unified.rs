@@ -279,6 +279,28 @@ impl Backend for UnifiedBackend {
         fsutil::rmdir_tree(&self.dir(target))
     }
 
+    fn kill_stale(&self) -> Result<usize, CgroupError> {
+        if !self.top.exists() {
+            return Ok(0);
+        }
+        let adopted = self.adopted.load(Ordering::Relaxed);
+        let stale: Vec<PathBuf> = fsutil::subdirs(&self.top)?
+            .into_iter()
+            .filter(|c| !(adopted && c.file_name().is_some_and(|n| n == DAEMON_LEAF)))
+            .collect();
+        for dir in &stale {
+            let kill_file = dir.join("cgroup.kill");
+            if kill_file.exists() {
+                fsutil::write(&kill_file, "1")?;
+            }
+        }
+        let killed = fsutil::kill_trees(&stale, std::time::Duration::from_secs(5))?;
+        for dir in &stale {
+            fsutil::rmdir_tree(dir)?;
+        }
+        Ok(killed)
+    }
+
     fn remove_all(&self) -> Result<(), CgroupError> {
         let adopted = self.adopted.load(Ordering::Relaxed);
         for child in fsutil::subdirs(&self.top)? {
