@@ -85,6 +85,8 @@ pub struct Engine {
     cgroup_mode: String,
     main_log: Option<MainLogHandle>,
     notices: broadcast::Sender<Notice>,
+    /// Event listener pools and the event bus (`listeners.rs`).
+    listeners: super::listeners::Listeners,
 }
 
 fn wall_now() -> i64 {
@@ -118,6 +120,7 @@ impl Engine {
             daemon_path,
             cgroup_mode: "none".into(),
             main_log,
+            listeners: super::listeners::Listeners::new(&notices), // events: the bus subscribes now
             notices: notices.clone(),
         };
         (engine, Handle::new(tx, notices))
@@ -128,6 +131,7 @@ impl Engine {
         let mut sigchld = signal(SignalKind::child())?;
         self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
+        self.listeners.start(); // events: run the bus once the startup pools exist
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
             tokio::select! {
@@ -188,6 +192,7 @@ impl Engine {
             members.push(id);
         }
         tracing::debug!(group = name, "added process group");
+        self.listeners.group_added(&cfg, &self.config.supervisord.identifier); // events: pool before its GROUP_ADDED
         self.notify(Notice::GroupAdded(name.to_string()));
         self.groups.insert(name.to_string(), Group { cfg, members });
         true
@@ -312,7 +317,8 @@ impl Engine {
         };
         match spawn::spawn(req) {
             Ok(child) => {
-                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin);
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, &child.stdin); // events
+                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
                 self.by_pid.insert(child.pid, id);
                 Event::Spawned(child.pid)
             }
@@ -366,6 +372,7 @@ impl Engine {
             to = t.to.name(),
             "state change"
         );
+        self.listeners.transition(&p.group, &p.cfg.name, t); // events: listener pool membership
         self.notify(Notice::ProcessState {
             group: p.group.clone(),
             name: p.cfg.name.clone(),

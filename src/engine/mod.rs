@@ -3,6 +3,7 @@
 pub mod api;
 mod core;
 pub mod info;
+mod listeners;
 mod output;
 pub mod state;
 
