@@ -43,7 +43,10 @@ pub(crate) struct ReaderHooks {
 
 impl ReaderHooks {
     /// Wire a reader's events (and keep capture mode off on a listener's stdout,
-    /// as supervisord does).
+    /// as supervisord does). With `strip_ansi`, the protocol parser sees the
+    /// stripped bytes where supervisord parses the raw ones; protocol tokens hold
+    /// no escape sequences, so only a listener writing nothing but escapes
+    /// behaves differently (it is not made UNKNOWN).
     pub fn apply(&self, channel: Channel, rc: &mut ReaderConfig<OutputTag>) {
         match channel {
             Channel::Stdout => {

@@ -466,6 +466,21 @@ mod tests {
     }
 
     #[test]
+    fn observed_supervisord_log_payloads() {
+        // Captured from supervisord 4.3 with a logging listener.
+        let e = Event::process_log("talk", "talk", 14062, Channel::Stdout, b"hello-log \xff\n");
+        assert_eq!(
+            e.payload(),
+            "processname:talk groupname:talk pid:14062 channel:stdout\nUndecodable: b'hello-log \\xff\\n'"
+        );
+        assert_eq!(e.len_token(), 89);
+        let e = Event::process_log("talk", "talk", 14062, Channel::Stdout, "caf\u{e9}".as_bytes());
+        assert_eq!(e.len_token(), 61);
+        let e = Event::process_communication("talk", "talk", 14062, Channel::Stdout, "caf\u{e9}".as_bytes());
+        assert_eq!(e.len_token(), 46);
+    }
+
+    #[test]
     fn python_repr_of_bytes() {
         assert_eq!(python_bytes_repr(b"abc"), "b'abc'");
         assert_eq!(python_bytes_repr(b"it's"), "b\"it's\"");
