@@ -309,6 +309,31 @@ impl Limits {
     pub fn is_empty(&self) -> bool {
         *self == Limits::default()
     }
+
+    /// Every limit as (option name, value in config syntax), `max` when unset;
+    /// sizes in the largest exact unit (`512M`), quotas with `%`.
+    pub fn options(&self) -> [(&'static str, String); 7] {
+        fn size(v: Option<u64>) -> String {
+            match v {
+                None => "max".into(),
+                Some(n) => [(1u64 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")]
+                    .iter()
+                    .find(|(unit, _)| n != 0 && n % unit == 0)
+                    .map(|(unit, suffix)| format!("{}{suffix}", n / unit))
+                    .unwrap_or_else(|| n.to_string()),
+            }
+        }
+        let num = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "max".into());
+        [
+            ("memory_max", size(self.memory_max)),
+            ("memory_high", size(self.memory_high)),
+            ("memory_swap_max", size(self.memory_swap_max)),
+            ("cpu_quota", self.cpu_quota.map(|q| format!("{q}%")).unwrap_or_else(|| "max".into())),
+            ("cpu_weight", num(self.cpu_weight)),
+            ("tasks_max", self.tasks_max.map(|n| n.to_string()).unwrap_or_else(|| "max".into())),
+            ("io_weight", num(self.io_weight)),
+        ]
+    }
 }
 
 /// One process (one per `process_num` of a program section).

@@ -395,6 +395,8 @@ pub enum Notice {
         name: String,
         /// Pid of the main process at the time.
         pid: u32,
+        /// OOM kills of this process since the daemon started.
+        oom_kills: u64,
     },
     /// Limits of a process (or of a whole group, `name` = None) changed in place.
     LimitsChanged {
@@ -402,6 +404,8 @@ pub enum Notice {
         group: String,
         /// Process name, or `None` for the group's own limits.
         name: Option<String>,
+        /// The limits before the change.
+        old: Limits,
         /// The limits now in force.
         limits: Limits,
     },

@@ -143,6 +143,8 @@ pub struct Engine {
     notices: broadcast::Sender<Notice>,
     cgroups: Box<dyn Backend>,
     empty: EmptyWatch,
+    /// Event listener pools and the event bus (`listeners.rs`).
+    listeners: super::listeners::Listeners,
 }
 
 fn wall_now() -> i64 {
@@ -181,6 +183,7 @@ impl Engine {
             daemon_path,
             cgroup_mode: cgroups.mode().to_string(),
             main_log,
+            listeners: super::listeners::Listeners::new(&notices), // events: the bus subscribes now
             notices: notices.clone(),
             cgroups,
             empty: EmptyWatch::new(),
@@ -191,8 +194,8 @@ impl Engine {
     /// Run until shutdown. Creates every group and starts the autostart processes.
     pub async fn run(mut self) -> std::io::Result<Exit> {
         let mut sigchld = signal(SignalKind::child())?;
-        self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
+        self.listeners.start(); // events: run the bus once the startup pools exist
         loop {
             let next = self.timers.first().map(|(t, _, _)| *t);
             tokio::select! {
@@ -227,11 +230,15 @@ impl Engine {
 
     // ----- group lifecycle -------------------------------------------------
 
+    /// Create every configured group, announce RUNNING, then start the autostart
+    /// processes: supervisord's order (GROUP_ADDED events come before
+    /// SUPERVISOR_STATE_CHANGE_RUNNING, which comes before the first spawn).
     fn activate_all(&mut self) {
         let names: Vec<String> = self.config.groups.iter().map(|g| g.name.clone()).collect();
         for name in names {
             self.activate_group(&name);
         }
+        self.notify(Notice::Mood(Mood::Running));
         self.autostart();
     }
 
@@ -252,6 +259,7 @@ impl Engine {
             members.push(id);
         }
         tracing::debug!(group = name, "added process group");
+        self.listeners.group_added(&cfg, &self.config.supervisord.identifier); // events: pool before its GROUP_ADDED
         self.notify(Notice::GroupAdded(name.to_string()));
         self.groups.insert(name.to_string(), Group { cfg, members });
         true
@@ -393,8 +401,12 @@ impl Engine {
             if p.last_oom {
                 p.oom_kills += 1;
                 tracing::warn!("oom: {} was killed by the kernel for exceeding its memory limit", p.cfg.name);
-                let notice =
-                    Notice::Oom { group: p.group.clone(), name: p.cfg.name.clone(), pid: p.machine.pid };
+                let notice = Notice::Oom {
+                    group: p.group.clone(),
+                    name: p.cfg.name.clone(),
+                    pid: p.machine.pid,
+                    oom_kills: p.oom_kills,
+                };
                 self.notify(notice);
             }
         }
@@ -551,7 +563,8 @@ impl Engine {
         };
         match spawn::spawn(req) {
             Ok(child) => {
-                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin);
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, &child.stdin); // events
+                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
                 self.by_pid.insert(child.pid, id);
                 Event::Spawned(child.pid)
             }
@@ -600,6 +613,7 @@ impl Engine {
             to = t.to.name(),
             "state change"
         );
+        self.listeners.transition(&p.group, &p.cfg.name, t); // events: listener pool membership
         self.notify(Notice::ProcessState {
             group: p.group.clone(),
             name: p.cfg.name.clone(),
@@ -1142,11 +1156,12 @@ impl Engine {
                 .map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))?;
         }
         let p = self.procs.get_mut(&id).expect("found");
-        p.cfg.limits = limits.clone();
+        let old = std::mem::replace(&mut p.cfg.limits, limits.clone());
         tracing::info!("limits of {} changed: {}", p.cfg.name, crate::config::describe_limits(&limits));
         let notice = Notice::LimitsChanged {
             group: p.group.clone(),
             name: Some(p.cfg.name.clone()),
+            old,
             limits: limits.clone(),
         };
         self.notify(notice);
@@ -1189,6 +1204,7 @@ impl Engine {
                     self.notify(Notice::LimitsChanged {
                         group: new.name.clone(),
                         name: None,
+                        old: old.limits.clone(),
                         limits: new.limits.clone(),
                     });
                 }
@@ -1259,7 +1275,6 @@ impl Engine {
             let _ = self.cmd_remove_group_unchecked(&n);
         }
         self.mood = Mood::Running;
-        self.notify(Notice::Mood(Mood::Running));
         self.activate_all();
     }
 

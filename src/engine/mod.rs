@@ -4,6 +4,7 @@ pub mod api;
 mod core;
 mod empty_watch;
 pub mod info;
+mod listeners;
 mod output;
 pub mod state;
 

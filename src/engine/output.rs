@@ -105,15 +105,17 @@ impl Output {
         stdout: OwnedFd,
         stderr: Option<OwnedFd>,
         stdin: OwnedFd,
+        hooks: super::listeners::ReaderHooks,
     ) {
         let mut readers = vec![(Channel::Stdout, stdout, self.stdout.open(), &p.stdout)];
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), &p.stderr));
         }
         for (channel, fd, file, ch) in readers {
-            let mut rc: ReaderConfig<()> = ReaderConfig::new(channel, file);
+            let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
             rc.capture_maxbytes = ch.capture_maxbytes as usize;
+            hooks.apply(channel, &mut rc); // events: PROCESS_LOG/COMMUNICATION, listener protocol
             let name = p.name.clone();
             tokio::spawn(async move {
                 if let Err(e) = read_pipe(fd, rc).await {
