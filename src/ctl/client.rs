@@ -213,7 +213,12 @@ impl Client {
                 None => {}
             }
         };
-        let (status, _) = parse_http(&raw[..end + 4])?;
+        let status = raw[..end]
+            .split(|b| *b == b' ')
+            .nth(1)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .ok_or_else(|| ClientError::Protocol("no status code".into()))?;
         if status != 200 {
             return Err(ClientError::Http(status));
         }
