@@ -108,17 +108,21 @@ impl Client {
     }
 
     fn connect(&self) -> io::Result<Box<dyn Stream>> {
+        self.connect_with(self.timeout)
+    }
+
+    fn connect_with(&self, timeout: Option<Duration>) -> io::Result<Box<dyn Stream>> {
         Ok(match &self.url {
             ServerUrl::Unix(path) => {
                 let s = UnixStream::connect(path)?;
-                s.set_read_timeout(self.timeout)?;
-                s.set_write_timeout(self.timeout)?;
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)?;
                 Box::new(s)
             }
             ServerUrl::Http { host, port } => {
                 let s = TcpStream::connect((host.as_str(), *port))?;
-                s.set_read_timeout(self.timeout)?;
-                s.set_write_timeout(self.timeout)?;
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)?;
                 Box::new(s)
             }
         })
@@ -166,6 +170,164 @@ impl Client {
         }
         let text = String::from_utf8(payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
         decode_response(&text)
+    }
+}
+
+impl Client {
+    /// `GET path` and hand the body to `sink` as it arrives, for the endless
+    /// `/logtail` and `/mainlogtail` streams.
+    ///
+    /// Reads wake at least every `tick`; `sink` is then called with an empty
+    /// slice so the caller can notice Ctrl-C. The stream ends when `sink`
+    /// returns `false` or the server closes; a non-200 answer is
+    /// [`ClientError::Http`].
+    pub fn stream_get(
+        &self,
+        path: &str,
+        tick: Duration,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), ClientError> {
+        let mut head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: chunked\r\nAccept: */*\r\nUser-agent: corralctl\r\n",
+            self.host_header()
+        );
+        if let Some((user, password)) = &self.auth {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            head.push_str(&format!("Authorization: Basic {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = self.connect_with(Some(tick))?;
+        stream.write_all(head.as_bytes())?;
+        stream.flush()?;
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Headers first.
+        let end = loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            match read_some(&mut stream, &mut buf)? {
+                Some(0) => return Err(ClientError::Protocol("connection closed before headers".into())),
+                Some(n) => raw.extend_from_slice(&buf[..n]),
+                None if !sink(&[]) => return Ok(()),
+                None => {}
+            }
+        };
+        let status = raw[..end]
+            .split(|b| *b == b' ')
+            .nth(1)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .ok_or_else(|| ClientError::Protocol("no status code".into()))?;
+        if status != 200 {
+            return Err(ClientError::Http(status));
+        }
+        let head_text = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let chunked = head_text.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+        let mut decoder = if chunked { Body::Chunked(Dechunker::default()) } else { Body::Raw };
+        let mut pending = raw[end + 4..].to_vec();
+        loop {
+            if !pending.is_empty() {
+                let (data, finished) = decoder.feed(&pending)?;
+                pending.clear();
+                if !data.is_empty() && !sink(&data) {
+                    return Ok(());
+                }
+                if finished {
+                    return Ok(());
+                }
+            }
+            match read_some(&mut stream, &mut buf)? {
+                Some(0) => return Ok(()),
+                Some(n) => pending.extend_from_slice(&buf[..n]),
+                None if !sink(&[]) => return Ok(()),
+                None => {}
+            }
+        }
+    }
+}
+
+/// One read; `None` when the read timed out or was interrupted (the caller polls for Ctrl-C).
+fn read_some(stream: &mut Box<dyn Stream>, buf: &mut [u8]) -> Result<Option<usize>, ClientError> {
+    match stream.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How a streamed body is framed.
+enum Body {
+    Raw,
+    Chunked(Dechunker),
+}
+
+impl Body {
+    /// Decode what arrived; `true` once the last chunk was seen.
+    fn feed(&mut self, data: &[u8]) -> Result<(Vec<u8>, bool), ClientError> {
+        match self {
+            Body::Raw => Ok((data.to_vec(), false)),
+            Body::Chunked(d) => d.feed(data),
+        }
+    }
+}
+
+/// Incremental `Transfer-Encoding: chunked` decoder.
+#[derive(Default)]
+struct Dechunker {
+    buf: Vec<u8>,
+    /// Bytes left in the current chunk, plus whether its CRLF is still due.
+    remaining: usize,
+    in_chunk: bool,
+    /// The last chunk was seen; anything after it (trailers) is ignored.
+    done: bool,
+}
+
+impl Dechunker {
+    fn feed(&mut self, data: &[u8]) -> Result<(Vec<u8>, bool), ClientError> {
+        if self.done {
+            return Ok((Vec::new(), true));
+        }
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        loop {
+            if self.in_chunk {
+                if self.remaining > 0 {
+                    let take = self.remaining.min(self.buf.len());
+                    out.extend(self.buf.drain(..take));
+                    self.remaining -= take;
+                    if self.remaining > 0 {
+                        return Ok((out, false));
+                    }
+                }
+                if self.buf.len() < 2 {
+                    return Ok((out, false));
+                }
+                self.buf.drain(..2);
+                self.in_chunk = false;
+            }
+            let Some(eol) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                return Ok((out, false));
+            };
+            let line = String::from_utf8_lossy(&self.buf[..eol]).into_owned();
+            self.buf.drain(..eol + 2);
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| ClientError::Protocol(format!("bad chunk size {size_text:?}")))?;
+            if size == 0 {
+                self.done = true;
+                return Ok((out, true));
+            }
+            self.remaining = size;
+            self.in_chunk = true;
+        }
     }
 }
 
@@ -258,6 +420,19 @@ mod tests {
         assert_eq!(parse_http(raw).unwrap(), (200, b"abcde".to_vec()));
         assert_eq!(parse_http(b"HTTP/1.0 401 Unauthorized\r\n\r\n").unwrap().0, 401);
         assert!(parse_http(b"garbage").is_err());
+    }
+
+    #[test]
+    fn chunks_split_anywhere() {
+        let body = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        for cut in 0..body.len() {
+            let mut d = Dechunker::default();
+            let (mut out, mut done) = d.feed(&body[..cut]).unwrap();
+            let (rest, fin) = d.feed(&body[cut..]).unwrap();
+            out.extend(rest);
+            done |= fin;
+            assert_eq!((out.as_slice(), done), (&b"abcde"[..], true), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -226,3 +226,118 @@ pub fn alive(pid: i64) -> bool {
         Err(_) => false,
     }
 }
+
+/// Test double: a tiny XML-RPC responder on a unix socket, answering each call
+/// with whatever `handler` returns (`Err((code, text))` is sent as a fault).
+/// Used where the real daemon does not (yet) provide a method.
+pub struct FakeRpcServer {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`FakeRpcServer`] answers for one call.
+pub type FakeAnswer = Result<Value, (i32, String)>;
+
+impl FakeRpcServer {
+    pub fn start(handler: impl Fn(&str, &[Value]) -> FakeAnswer + Send + 'static) -> FakeRpcServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("fake.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind fake socket");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let mut reader = BufReader::new(conn);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let xml = match dxr::MethodCall::from_xml(&text) {
+                    Ok(call) => match handler(&call.name, &call.params) {
+                        Ok(v) => dxr::MethodResponse { value: v }.to_xml().expect("encode"),
+                        Err((code, text)) => dxr::FaultResponse { fault: dxr::Fault::new(code, text) }
+                            .to_xml()
+                            .expect("encode"),
+                    },
+                    Err(_) => String::new(),
+                };
+                let xml = format!("<?xml version='1.0'?>\n{xml}");
+                let mut conn = reader.into_inner();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                    xml.len()
+                );
+            }
+        });
+        FakeRpcServer { dir, sock, stop, thread: Some(thread) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+}
+
+impl Drop for FakeRpcServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so the thread sees the flag and ends.
+        let _ = std::os::unix::net::UnixStream::connect(&self.sock);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Daemon {
+    /// Start corrald on exactly `text`, whose server requires authentication;
+    /// ready once the socket answers at all (a 401 counts).
+    pub fn start_with_auth(dir: tempfile::TempDir, text: &str) -> Daemon {
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
+            ))
+            .spawn()
+            .expect("spawn corrald");
+        let d = Daemon { child: Some(child), dir, conf, sock };
+        wait_for("corrald to answer on its socket", DEADLINE, || {
+            matches!(
+                d.try_call("supervisor.getPID", vec![]),
+                Ok(_) | Err(corral::ctl::client::ClientError::Http(401))
+            )
+        });
+        d
+    }
+}
