@@ -187,15 +187,19 @@ function drawChart(svg, samples, key, cls, fmt, minMax) {
   svg.append(span);
   let points = [];
   const flush = () => {
-    if (points.length) svg.append(svgEl("polyline", { class: "series " + cls, points: points.join(" ") }));
+    // A lone sample gets a short stroke so it is visible at all.
+    if (points.length === 1) points.unshift([points[0][0] - 6, points[0][1]]);
+    if (points.length) {
+      const text = points.map(([px, py]) => px.toFixed(1) + "," + py.toFixed(1)).join(" ");
+      svg.append(svgEl("polyline", { class: "series " + cls, points: text }));
+    }
     points = [];
   };
   for (const s of samples) {
     const v = s[key];
     if (v === null || v === undefined) { flush(); continue; }
-    points.push(x(s.t).toFixed(1) + "," + y(v).toFixed(1));
+    points.push([x(s.t), y(v)]);
   }
-  if (points.length === 1) points.push((W - 4) + "," + points[0].split(",")[1]);
   flush();
 }
 
