@@ -91,6 +91,8 @@ async fn produce(web: Web, tx: mpsc::Sender<Bytes>) {
         return;
     }
     let mut tick = tokio::time::interval(web.sampler.config().interval);
+    // After a slow snapshot, wait a full interval rather than catching up in a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // The first tick is immediate; the snapshot above covers it.
     loop {
         tokio::select! {

@@ -14,7 +14,7 @@
 //! * `GET /static/{style.css,app.js}`: embedded assets.
 //!
 //! Like every front-end it only talks to the engine through its
-//! [`Handle`](crate::engine::Handle). CPU/memory history is kept by a
+//! [`Handle`]. CPU/memory history is kept by a
 //! [`Sampler`] that runs only while a page or scraper is interested.
 //! The RPC server owns `/RPC2*`, `/logtail*` and `/mainlogtail*`; every
 //! other path comes here ([`router`]).
