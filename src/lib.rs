@@ -14,3 +14,4 @@ pub mod logs;
 pub mod rpc;
 pub mod spawn;
 pub mod stats;
+pub mod web;

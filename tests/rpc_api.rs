@@ -398,12 +398,19 @@ impl Harness {
         std::fs::write(logdir.join("web-stdout.log"), b"hello world\n").unwrap();
         std::fs::write(logdir.join("main.log"), b"2024-01-01 00:00:00,000 INFO started\n").unwrap();
         let sock = dir.path().join("corral.sock");
-        let unix = UnixHttpServerConfig { file: sock.clone(), chmod: 0o700, chown: None, auth: auth.clone() };
+        let unix = UnixHttpServerConfig {
+            file: sock.clone(),
+            chmod: 0o700,
+            chown: None,
+            auth: auth.clone(),
+            metrics_auth: true,
+        };
         let inet = vec![InetHttpServerConfig {
             section: "inet_http_server".into(),
             host: "127.0.0.1".into(),
             port: 0,
             auth,
+            metrics_auth: true,
         }];
         let (handle, engine) = FakeEngine::start(logdir);
         let server = RpcServer::bind(Some(&unix), &inet).await.unwrap();
@@ -604,7 +611,13 @@ async fn a_deferred_start_does_not_block_other_clients() {
 async fn unix_socket_bind_rules() {
     let h = Harness::start(None, ServerContext::default()).await;
     // A live server owns the socket: binding again fails with supervisord's message.
-    let cfg = UnixHttpServerConfig { file: h.sock.clone(), chmod: 0o700, chown: None, auth: None };
+    let cfg = UnixHttpServerConfig {
+        file: h.sock.clone(),
+        chmod: 0o700,
+        chown: None,
+        auth: None,
+        metrics_auth: true,
+    };
     let err = RpcServer::bind(Some(&cfg), &[]).await.unwrap_err();
     assert!(err.to_string().starts_with("Another program is already listening on a port"), "{err}");
     use std::os::unix::fs::PermissionsExt;
@@ -613,7 +626,13 @@ async fn unix_socket_bind_rules() {
     let stale = h.dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let cfg = UnixHttpServerConfig { file: stale.clone(), chmod: 0o770, chown: None, auth: None };
+    let cfg = UnixHttpServerConfig {
+        file: stale.clone(),
+        chmod: 0o770,
+        chown: None,
+        auth: None,
+        metrics_auth: true,
+    };
     let server = RpcServer::bind(Some(&cfg), &[]).await.unwrap();
     assert_eq!(std::fs::metadata(&stale).unwrap().permissions().mode() & 0o777, 0o770);
     assert!(UnixStream::connect(&stale).is_ok());

@@ -80,10 +80,10 @@ pub const SUPERVISORD_OPTIONS: &[&str] = &[
 pub const GROUP_OPTIONS: &[&str] = &["programs", "priority"];
 
 /// Options of `[unix_http_server]`.
-pub const UNIX_SERVER_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password"];
+pub const UNIX_SERVER_OPTIONS: &[&str] = &["file", "chmod", "chown", "username", "password", "metrics_auth"];
 
 /// Options of `[inet_http_server]`.
-pub const INET_SERVER_OPTIONS: &[&str] = &["port", "username", "password"];
+pub const INET_SERVER_OPTIONS: &[&str] = &["port", "username", "password", "metrics_auth"];
 
 /// Options of `[supervisorctl]`.
 pub const CTL_OPTIONS: &[&str] = &["serverurl", "username", "password", "prompt", "history_file"];

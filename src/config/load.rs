@@ -306,6 +306,11 @@ fn credentials(p: &Parser, section: &str) -> Result<Option<Credentials>, ConfigE
     }
 }
 
+/// corral's `metrics_auth=` (default true): `false` lets `/metrics` scrapers in without credentials.
+fn metrics_auth(p: &Parser, section: &str) -> Result<bool, ConfigError> {
+    Ok(p.convert_raw_opt(section, "metrics_auth", values::boolean)?.unwrap_or(true))
+}
+
 fn server_sections(p: &Parser, prefix: &str) -> Vec<String> {
     p.ini.sections.iter().map(|s| s.name.clone()).filter(|n| n.starts_with(prefix)).collect()
 }
@@ -320,7 +325,8 @@ fn inet_servers(p: &Parser) -> Result<Vec<InetHttpServerConfig>, ConfigError> {
         };
         let (host, port) =
             values::inet_address(&port.text).map_err(|b| p.bad_value(&section, "port", &port.text, b))?;
-        out.push(InetHttpServerConfig { section, host, port, auth });
+        let metrics_auth = metrics_auth(p, &section)?;
+        out.push(InetHttpServerConfig { section, host, port, auth, metrics_auth });
     }
     Ok(out)
 }
@@ -359,7 +365,8 @@ fn unix_server(p: &mut Parser) -> Result<Option<UnixHttpServerConfig>, ConfigErr
                 )
             })?,
         };
-        let config = UnixHttpServerConfig { file, chmod, chown, auth };
+        let metrics_auth = metrics_auth(p, &section)?;
+        let config = UnixHttpServerConfig { file, chmod, chown, auth, metrics_auth };
         if out.is_none() {
             out = Some(config);
         } else {

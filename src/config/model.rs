@@ -137,6 +137,8 @@ pub struct UnixHttpServerConfig {
     pub chown: Option<(u32, Option<u32>)>,
     /// Basic auth, if configured.
     pub auth: Option<Credentials>,
+    /// corral: whether `/metrics` asks for the credentials too (`metrics_auth`, default true).
+    pub metrics_auth: bool,
 }
 
 /// `[inet_http_server]`.
@@ -150,6 +152,8 @@ pub struct InetHttpServerConfig {
     pub port: u16,
     /// Basic auth, if configured.
     pub auth: Option<Credentials>,
+    /// corral: whether `/metrics` asks for the credentials too (`metrics_auth`, default true).
+    pub metrics_auth: bool,
 }
 
 /// HTTP Basic credentials; `password` may be `{SHA}<hex>`.

@@ -1,5 +1,6 @@
 //! Request routing as supervisord's medusa handlers: auth first, then the
-//! first handler whose path prefix matches.
+//! first handler whose path prefix matches; paths the RPC side does not own
+//! go to the web page ([`crate::web`]).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
+use tower::ServiceExt as _;
 
 use super::auth::{self, AuthOutcome};
 use super::codec;
@@ -30,6 +32,10 @@ pub struct AppState {
     pub ctx: Arc<ServerContext>,
     /// Becomes true when the server shuts down; ends tail streams.
     pub stopping: watch::Receiver<bool>,
+    /// The web page and `/metrics` ([`crate::web::router`]): every path the RPC side does not own.
+    pub web: axum::Router,
+    /// Whether `/metrics` needs the credentials too (`metrics_auth=`).
+    pub metrics_auth: bool,
 }
 
 /// medusa's error page, so a 4xx looks like supervisord's.
@@ -53,7 +59,8 @@ fn unauthorized() -> Response {
 /// The single entry point for every request of a listener.
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let authz = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let outcome = auth::check(state.auth.as_deref(), authz);
+    let public = !state.metrics_auth && req.uri().path() == crate::web::METRICS_PATH;
+    let outcome = if public { AuthOutcome::Allowed } else { auth::check(state.auth.as_deref(), authz) };
     if outcome != AuthOutcome::Allowed {
         // Read the request first, as medusa does: answering while the client is
         // still sending would reset the connection before it sees the 401.
@@ -82,7 +89,10 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
         }
         return logtail::main_tail(&state).await;
     }
-    error_response(StatusCode::NOT_FOUND)
+    match state.web.clone().oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
 }
 
 async fn rpc(state: AppState, req: Request) -> Response {

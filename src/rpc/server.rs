@@ -62,12 +62,14 @@ struct UnixBinding {
     /// Inode of our socket: on shutdown only our own file is unlinked.
     ino: u64,
     auth: Option<Credentials>,
+    metrics_auth: bool,
 }
 
 #[derive(Debug)]
 struct TcpBinding {
     listener: TcpListener,
     auth: Option<Credentials>,
+    metrics_auth: bool,
 }
 
 /// Bound listeners, ready to [`run`](RpcServer::run).
@@ -146,7 +148,13 @@ impl RpcServer {
             std_listener.set_nonblocking(true).map_err(io_err("configure", cfg.file.display()))?;
             let listener =
                 UnixListener::from_std(std_listener).map_err(io_err("listen on", cfg.file.display()))?;
-            server.unix = Some(UnixBinding { listener, path: cfg.file.clone(), ino, auth: cfg.auth.clone() });
+            server.unix = Some(UnixBinding {
+                listener,
+                path: cfg.file.clone(),
+                ino,
+                auth: cfg.auth.clone(),
+                metrics_auth: cfg.metrics_auth,
+            });
         }
         for cfg in inet {
             // Empty host (also `*` and a bare port in the file) means every interface.
@@ -162,7 +170,7 @@ impl RpcServer {
                     return Err(io_err("listen on", format!("{host}:{}", cfg.port))(e));
                 }
             };
-            server.tcp.push(TcpBinding { listener, auth: cfg.auth.clone() });
+            server.tcp.push(TcpBinding { listener, auth: cfg.auth.clone(), metrics_auth: cfg.metrics_auth });
         }
         Ok(server)
     }
@@ -198,12 +206,19 @@ impl RpcServer {
         let ctx = Arc::new(ctx);
         let (stop_tx, stop_rx) = watch::channel(false);
         let dispatcher = Dispatcher::new(handle.clone(), ctx.clone());
-        let state = |auth: Option<Credentials>| AppState {
+        let web = crate::web::router(crate::web::Web::new(
+            handle.clone(),
+            stop_rx.clone(),
+            crate::web::SamplerConfig::default(),
+        ));
+        let state = |auth: Option<Credentials>, metrics_auth: bool| AppState {
             dispatcher: dispatcher.clone(),
             handle: handle.clone(),
             auth: auth.map(Arc::new),
             ctx: ctx.clone(),
             stopping: stop_rx.clone(),
+            web: web.clone(),
+            metrics_auth,
         };
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -214,7 +229,7 @@ impl RpcServer {
             if u.auth.is_none() {
                 crate::crit!("Server 'unix_http_server' running without any HTTP authentication checking");
             }
-            let app = Router::new().fallback(handle_any).with_state(state(u.auth));
+            let app = Router::new().fallback(handle_any).with_state(state(u.auth, u.metrics_auth));
             let graceful = stopped(stop_rx.clone());
             socket = Some((u.path, u.ino));
             tasks.spawn(async move {
@@ -225,7 +240,7 @@ impl RpcServer {
             if t.auth.is_none() {
                 crate::crit!("Server 'inet_http_server' running without any HTTP authentication checking");
             }
-            let app = Router::new().fallback(handle_any).with_state(state(t.auth));
+            let app = Router::new().fallback(handle_any).with_state(state(t.auth, t.metrics_auth));
             let graceful = stopped(stop_rx.clone());
             tasks.spawn(async move {
                 let _ = axum::serve(t.listener, app).with_graceful_shutdown(graceful).await;
