@@ -226,3 +226,34 @@ pub fn alive(pid: i64) -> bool {
         Err(_) => false,
     }
 }
+
+impl Daemon {
+    /// Like [`Daemon::start`], passing `args` to corrald after `-c <conf>`.
+    pub fn start_with_args(programs: &str, args: &[String]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "{}{}",
+            preamble(dir.path()),
+            programs.replace("{dir}", &dir.path().display().to_string())
+        );
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
+            ))
+            .spawn()
+            .expect("spawn corrald");
+        let d = Daemon { child: Some(child), dir, conf, sock };
+        wait_for("corrald to answer on its socket", DEADLINE, || {
+            d.try_call("supervisor.getPID", vec![]).is_ok()
+        });
+        d
+    }
+}
