@@ -634,3 +634,19 @@ fn a_crash_loop_does_not_flood_the_bus() {
     );
     assert!(props <= bound + seen_before + 5, "{props} PropertiesChanged");
 }
+
+#[test]
+fn without_a_bus_corrald_logs_one_line_and_runs_on() {
+    let d = Daemon::start_with_args(
+        PROGRAMS,
+        &["--dbus-address".to_string(), "unix:path=/nonexistent/bus".to_string()],
+    );
+    d.wait_state("sleeper", "RUNNING");
+    wait_for("the D-Bus log line", DEADLINE, || d.main_log().contains("D-Bus control disabled"));
+    assert_eq!(d.main_log().matches("D-Bus").count(), 1, "{}", d.main_log());
+    let off = Daemon::start_with_args(PROGRAMS, &["--dbus".to_string(), "none".to_string()]);
+    off.wait_state("sleeper", "RUNNING");
+    wait_for("the D-Bus log line", DEADLINE, || {
+        off.main_log().contains("D-Bus control disabled: disabled by --dbus none")
+    });
+}
