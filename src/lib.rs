@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod ctl;
+pub mod dbus;
 pub mod engine;
 pub mod events;
 pub mod logs;

@@ -68,6 +68,19 @@ struct Args {
     /// Validate the configuration, print the resolved programs and exit (0: valid, 1: invalid).
     #[arg(long = "check-config")]
     check_config: bool,
+    /// D-Bus bus to serve org.corral.Corral1 on: system, session or none (default: system when present).
+    #[arg(long = "dbus", value_name = "BUS")]
+    dbus: Option<corral::dbus::BusChoice>,
+    /// D-Bus bus address to serve on instead (e.g. unix:path=/run/my-bus).
+    #[arg(long = "dbus-address", value_name = "ADDR")]
+    dbus_address: Option<String>,
+}
+
+/// The D-Bus flags, handed to `serve`.
+#[derive(Debug, Clone)]
+struct DbusFlags {
+    bus: Option<corral::dbus::BusChoice>,
+    address: Option<String>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -108,7 +121,8 @@ fn main() -> ExitCode {
         print!("{}", config::describe(&cfg));
         return ExitCode::SUCCESS;
     }
-    match run(cfg, path) {
+    let dbus = DbusFlags { bus: args.dbus, address: args.dbus_address.clone() };
+    match run(cfg, path, dbus) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -175,7 +189,7 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
+fn run(cfg: Config, path: PathBuf, dbus: DbusFlags) -> anyhow::Result<ExitCode> {
     let sd = cfg.supervisord.clone();
     if let Some(user) = &sd.user {
         corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
@@ -215,7 +229,7 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(serve(cfg, path, main_log));
+    let result = rt.block_on(serve(cfg, path, main_log, dbus));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
@@ -289,7 +303,12 @@ fn kill_leftovers(backend: &dyn corral::cgroup::Backend) {
     }
 }
 
-async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::Result<ExitCode> {
+async fn serve(
+    cfg: Config,
+    path: PathBuf,
+    main_log: MainLogHandle,
+    dbus: DbusFlags,
+) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
     }
@@ -313,9 +332,21 @@ async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::R
         let _ = stop_rx.await;
     }));
     forward_signals(handle.clone())?;
+    // In its own task: a slow or absent bus never delays the engine.
+    let dbus = tokio::spawn({
+        let handle = handle.clone();
+        async move { corral::dbus::start_from_flags(dbus.bus, dbus.address.as_deref(), handle).await }
+    });
     tracing::info!("corrald started with pid {}", std::process::id());
     let exit = engine.run().await.context("running the engine")?;
     let _ = stop_tx.send(());
+    if dbus.is_finished() {
+        if let Ok(Some(service)) = dbus.await {
+            service.stop().await;
+        }
+    } else {
+        dbus.abort();
+    }
     match rpc.await {
         Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
         Err(e) => tracing::warn!("HTTP server task: {e}"),

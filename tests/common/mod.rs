@@ -79,12 +79,32 @@ impl Daemon {
 
     /// Start corrald on exactly `text` written to `<dir>/corral.conf`.
     pub fn start_with(dir: tempfile::TempDir, text: &str) -> Daemon {
+        Daemon::launch(dir, text, &[], false)
+    }
+
+    /// Like [`Daemon::start`], passing `args` to corrald after `-c <conf>`.
+    pub fn start_with_args(programs: &str, args: &[String]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "{}{}",
+            preamble(dir.path()),
+            programs.replace("{dir}", &dir.path().display().to_string())
+        );
+        Daemon::launch(dir, &text, args, false)
+    }
+
+    /// Run corrald on `text`; ready once it answers (with `auth`, a 401 counts).
+    /// Unless `args` choose a bus, D-Bus is off: tests never touch a host's system bus.
+    fn launch(dir: tempfile::TempDir, text: &str, args: &[String], auth: bool) -> Daemon {
         let conf = dir.path().join("corral.conf");
         std::fs::write(&conf, text).expect("write config");
         let sock = dir.path().join("corral.sock");
+        let no_bus = !args.iter().any(|a| a.starts_with("--dbus"));
         let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
             .arg("-c")
             .arg(&conf)
+            .args(if no_bus { &["--dbus", "none"][..] } else { &[][..] })
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -94,7 +114,11 @@ impl Daemon {
             .expect("spawn corrald");
         let d = Daemon { child: Some(child), dir, conf, sock };
         wait_for("corrald to answer on its socket", DEADLINE, || {
-            d.try_call("supervisor.getPID", vec![]).is_ok()
+            match d.try_call("supervisor.getPID", vec![]) {
+                Ok(_) => true,
+                Err(corral::ctl::client::ClientError::Http(401)) => auth,
+                Err(_) => false,
+            }
         });
         d
     }
@@ -318,27 +342,7 @@ impl Daemon {
     /// Start corrald on exactly `text`, whose server requires authentication;
     /// ready once the socket answers at all (a 401 counts).
     pub fn start_with_auth(dir: tempfile::TempDir, text: &str) -> Daemon {
-        let conf = dir.path().join("corral.conf");
-        std::fs::write(&conf, text).expect("write config");
-        let sock = dir.path().join("corral.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
-            ))
-            .spawn()
-            .expect("spawn corrald");
-        let d = Daemon { child: Some(child), dir, conf, sock };
-        wait_for("corrald to answer on its socket", DEADLINE, || {
-            matches!(
-                d.try_call("supervisor.getPID", vec![]),
-                Ok(_) | Err(corral::ctl::client::ClientError::Http(401))
-            )
-        });
-        d
+        Daemon::launch(dir, text, &[], true)
     }
 }
 
