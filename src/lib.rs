@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod engine;
 pub mod events;
 pub mod logs;
+pub mod notify;
 pub mod rpc;
 pub mod spawn;
 pub mod stats;

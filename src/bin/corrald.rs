@@ -9,6 +9,7 @@ use clap::Parser;
 use corral::config::{self, Config, MainLog};
 use corral::engine::{Engine, Handle};
 use corral::logs::main_log::{self, MainLogConfig, MainLogHandle};
+use corral::notify::Notifier;
 
 /// corrald's command line: supervisord's flags, plus corral's own.
 #[derive(Debug, Parser)]
@@ -78,6 +79,14 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // First, while there is one thread: programs must not inherit systemd's notify socket.
+    let notifier = match Notifier::take_from_env() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("corrald: {e}");
+            None
+        }
+    };
     let args = Args::parse();
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("corrald"));
     let path = match &args.configuration {
@@ -108,7 +117,7 @@ fn main() -> ExitCode {
         print!("{}", config::describe(&cfg));
         return ExitCode::SUCCESS;
     }
-    match run(cfg, path) {
+    match run(cfg, path, notifier) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -175,7 +184,7 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
+fn run(cfg: Config, path: PathBuf, notifier: Option<Notifier>) -> anyhow::Result<ExitCode> {
     let sd = cfg.supervisord.clone();
     if let Some(user) = &sd.user {
         corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
@@ -186,6 +195,11 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
         corral::spawn::privileges::daemonize(sd.directory.as_deref(), sd.umask).context("daemonizing")?;
     }
     let main_log = init_logging(&sd)?;
+    if let (Some(n), false) = (&notifier, sd.nodaemon) {
+        // systemd started the parent that just exited; this is the process to watch
+        // (accepted with NotifyAccess=all; the shipped unit runs corrald with -n instead).
+        n.send_or_warn(&format!("MAINPID={}", std::process::id()));
+    }
     for m in &limit_infos {
         tracing::info!("{m}");
     }
@@ -215,12 +229,13 @@ fn run(cfg: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(serve(cfg, path, main_log));
+    let result = rt.block_on(serve(cfg, path, main_log, notifier));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
 
-/// Install the activity log (supervisord's format) as the tracing subscriber.
+/// Install the activity log (supervisord's format) as the tracing subscriber,
+/// plus journald when running as a systemd service.
 fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -228,15 +243,31 @@ fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle>
         MainLog::File(p) => Some(p.clone()),
         MainLog::Syslog => None,
     };
+    let journal = if corral::logs::journal::under_journald() {
+        match corral::logs::journal::daemon_layer(sd.loglevel) {
+            Ok(layer) => Some(layer),
+            Err(e) => {
+                eprintln!("corrald: cannot log to the journal, using stdout/stderr: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (layer, handle) = main_log::main_log(&MainLogConfig {
         file,
         maxbytes: sd.logfile_maxbytes,
         backups: sd.logfile_backups,
         level: sd.loglevel,
-        stdout: sd.nodaemon && !sd.silent,
+        // Under journald, stdout goes to the journal too: one copy is enough.
+        stdout: sd.nodaemon && !sd.silent && journal.is_none(),
     })
     .context("opening the activity log")?;
-    tracing_subscriber::registry().with(layer).try_init().context("installing the activity log")?;
+    tracing_subscriber::registry()
+        .with(journal)
+        .with(layer)
+        .try_init()
+        .context("installing the activity log")?;
     Ok(handle)
 }
 
@@ -277,7 +308,12 @@ fn open_cgroups(cfg: &Config) -> Box<dyn corral::cgroup::Backend> {
     backend
 }
 
-async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::Result<ExitCode> {
+async fn serve(
+    cfg: Config,
+    path: PathBuf,
+    main_log: MainLogHandle,
+    notifier: Option<Notifier>,
+) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
     }
@@ -300,6 +336,10 @@ async fn serve(cfg: Config, path: PathBuf, main_log: MainLogHandle) -> anyhow::R
         let _ = stop_rx.await;
     }));
     forward_signals(handle.clone())?;
+    if let Some(n) = notifier {
+        // Subscribes now, before the engine announces RUNNING.
+        tokio::spawn(corral::notify::track(handle.clone(), n));
+    }
     tracing::info!("corrald started with pid {}", std::process::id());
     let exit = engine.run().await.context("running the engine")?;
     let _ = stop_tx.send(());
