@@ -265,10 +265,11 @@ impl Daemon {
 }
 
 /// A unix datagram socket bound in `dir` standing in for systemd's notify socket or
-/// journald's: collects what corrald sends.
+/// journald's: a thread drains it at once (a full datagram queue would block the
+/// sender, as a stuck journald would) and keeps what corrald sends.
 pub struct DatagramSink {
     pub path: PathBuf,
-    socket: std::os::unix::net::UnixDatagram,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
 impl DatagramSink {
@@ -276,19 +277,39 @@ impl DatagramSink {
         let path = dir.join(name);
         let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind datagram socket");
         socket.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
-        DatagramSink { path, socket }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let datagram = match socket.recv(&mut buf) {
+                    Ok(n) => buf[..n].to_vec(),
+                    // An empty message on timeout: the way to notice the test has gone.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Vec::new()
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                };
+                if tx.send(datagram).is_err() {
+                    return;
+                }
+            }
+        });
+        DatagramSink { path, rx }
     }
 
     /// The next datagram, or `None` after `timeout`.
     pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
         let start = Instant::now();
-        let mut buf = vec![0u8; 256 * 1024];
-        while start.elapsed() < timeout {
-            match self.socket.recv(&mut buf) {
-                Ok(n) => return Some(buf[..n].to_vec()),
-                Err(e)
-                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(e) => panic!("recv: {e}"),
+        while let Some(left) = timeout.checked_sub(start.elapsed()) {
+            match self.rx.recv_timeout(left) {
+                Ok(d) if d.is_empty() => continue,
+                Ok(d) => return Some(d),
+                Err(_) => return None,
             }
         }
         None
