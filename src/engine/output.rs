@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use super::api::{Channel, LogName};
 use crate::config::{Config, LogFile, ProcessConfig};
-use crate::logs::capture::{read_pipe, EventHook, ReaderConfig};
+use crate::logs::capture::{read_pipe, ReaderConfig};
 use crate::logs::file::{lock, RotatingFile, SharedFile};
 use crate::logs::journal::{self, JournalSink, JournalTags};
 
@@ -137,8 +137,7 @@ impl Output {
             // `journal`: the reader's per-chunk output events feed a journald sink.
             if let Some(tags) = journal {
                 let sink = JournalSink::new(&journal::socket_path(), &JournalTags { pid, ..tags });
-                let tx = journal::spawn_forwarder(sink, p.name.clone());
-                rc.events = Some(EventHook { tag: (), tx, log_events: true });
+                rc.events = Some(journal::journal_hook(sink, p.name.clone(), (), rc.events.take()));
             }
             let name = p.name.clone();
             tokio::spawn(async move {

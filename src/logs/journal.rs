@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tracing_subscriber::filter::LevelFilter;
 
-use super::capture::{OutputEvent, OutputEventKind};
+use super::capture::{EventHook, OutputEvent, OutputEventKind};
 use super::Channel;
 use crate::config::model::LogLevel;
 
@@ -219,26 +219,41 @@ impl JournalSink {
     }
 }
 
-/// A channel for a pipe reader's output events, and the task that turns
-/// them into journal entries. Only `Log` chunks are journaled: capture-mode
-/// blocks never reach a log, as in supervisord.
-pub fn spawn_forwarder(mut sink: JournalSink, name: String) -> mpsc::Sender<OutputEvent<()>> {
+/// The events hook for a pipe reader whose channel goes to the journal: every
+/// output chunk becomes journal lines, then the event goes on to `downstream`
+/// (event listeners) as if it had been sent there directly: `Log` chunks only
+/// if that hook asked for them, capture blocks always. Capture blocks never
+/// reach a log, as in supervisord.
+pub fn journal_hook<T: Clone + Send + 'static>(
+    mut sink: JournalSink,
+    name: String,
+    tag: T,
+    downstream: Option<EventHook<T>>,
+) -> EventHook<T> {
     // A small bound keeps the pipe's backpressure: a stalled journal slows
     // the child down instead of buffering its output here.
-    let (tx, mut rx) = mpsc::channel::<OutputEvent<()>>(8);
+    let (tx, mut rx) = mpsc::channel::<OutputEvent<T>>(8);
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if let OutputEventKind::Log(data) = ev.kind {
-                if let Err(e) = sink.write(&data) {
-                    tracing::error!("{name}: {e}");
+            let wanted = match &ev.kind {
+                OutputEventKind::Log(data) => {
+                    if let Err(e) = sink.write(data) {
+                        tracing::error!("{name}: {e}");
+                    }
+                    downstream.as_ref().is_some_and(|d| d.log_events)
                 }
+                OutputEventKind::Communication(_) => downstream.is_some(),
+            };
+            if let (true, Some(d)) = (wanted, &downstream) {
+                // A closed receiver means the engine is going away; keep journaling.
+                let _ = d.tx.send(ev).await;
             }
         }
         if let Err(e) = sink.flush() {
             tracing::error!("{name}: {e}");
         }
     });
-    tx
+    EventHook { tag, tx, log_events: true }
 }
 
 #[cfg(test)]
@@ -352,5 +367,32 @@ mod tests {
         let mut sink = JournalSink::new(&dir.path().join("absent"), &tags);
         assert!(sink.write(b"a\n").is_err());
         assert!(sink.write(b"b\n").is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_hook_journals_logs_and_passes_on_only_what_listeners_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.sock");
+        let server = UnixDatagram::bind(&path).expect("bind");
+        let tags = JournalTags {
+            process: "x".into(),
+            program: "x".into(),
+            group: "x".into(),
+            pid: 1,
+            channel: Channel::Stdout,
+        };
+        let (dtx, mut drx) = mpsc::channel(8);
+        let downstream = EventHook { tag: 7u8, tx: dtx, log_events: false };
+        let hook = journal_hook(JournalSink::new(&path, &tags), "x".into(), 7u8, Some(downstream));
+        let ev = |kind| OutputEvent { tag: 7u8, channel: Channel::Stdout, kind };
+        hook.tx.send(ev(OutputEventKind::Log(b"line\n".to_vec()))).await.expect("send");
+        hook.tx.send(ev(OutputEventKind::Communication(b"block".to_vec()))).await.expect("send");
+        drop(hook);
+        let got = drx.recv().await.expect("communication passed on");
+        assert_eq!(got.kind, OutputEventKind::Communication(b"block".to_vec()));
+        assert!(drx.recv().await.is_none(), "log chunks were not asked for");
+        let mut buf = vec![0u8; 4096];
+        let n = server.recv(&mut buf).expect("recv");
+        assert_eq!(field(&parse(&buf[..n]), "MESSAGE"), b"line");
     }
 }
