@@ -12,6 +12,7 @@ pub mod dbus;
 pub mod engine;
 pub mod events;
 pub mod logs;
+pub mod notify;
 pub mod rpc;
 pub mod spawn;
 pub mod stats;

@@ -9,6 +9,7 @@ use clap::Parser;
 use corral::config::{self, Config, MainLog};
 use corral::engine::{Engine, Handle};
 use corral::logs::main_log::{self, MainLogConfig, MainLogHandle};
+use corral::notify::Notifier;
 
 /// corrald's command line: supervisord's flags, plus corral's own.
 #[derive(Debug, Parser)]
@@ -91,6 +92,14 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // First, while there is one thread: programs must not inherit systemd's notify socket.
+    let notifier = match Notifier::take_from_env() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("corrald: {e}");
+            None
+        }
+    };
     let args = Args::parse();
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("corrald"));
     let path = match &args.configuration {
@@ -122,7 +131,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let dbus = DbusFlags { bus: args.dbus, address: args.dbus_address.clone() };
-    match run(cfg, path, dbus) {
+    match run(cfg, path, dbus, notifier) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -189,7 +198,7 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run(cfg: Config, path: PathBuf, dbus: DbusFlags) -> anyhow::Result<ExitCode> {
+fn run(cfg: Config, path: PathBuf, dbus: DbusFlags, notifier: Option<Notifier>) -> anyhow::Result<ExitCode> {
     let sd = cfg.supervisord.clone();
     if let Some(user) = &sd.user {
         corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
@@ -200,6 +209,11 @@ fn run(cfg: Config, path: PathBuf, dbus: DbusFlags) -> anyhow::Result<ExitCode> 
         corral::spawn::privileges::daemonize(sd.directory.as_deref(), sd.umask).context("daemonizing")?;
     }
     let main_log = init_logging(&sd)?;
+    if let (Some(n), false) = (&notifier, sd.nodaemon) {
+        // systemd started the parent that just exited; this is the process to watch
+        // (accepted with NotifyAccess=all; the shipped unit runs corrald with -n instead).
+        n.send_or_warn(&format!("MAINPID={}", std::process::id()));
+    }
     for m in &limit_infos {
         tracing::info!("{m}");
     }
@@ -229,12 +243,13 @@ fn run(cfg: Config, path: PathBuf, dbus: DbusFlags) -> anyhow::Result<ExitCode> 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(serve(cfg, path, main_log, dbus));
+    let result = rt.block_on(serve(cfg, path, main_log, dbus, notifier));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
 
-/// Install the activity log (supervisord's format) as the tracing subscriber.
+/// Install the activity log (supervisord's format) as the tracing subscriber,
+/// plus journald when running as a systemd service.
 fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -242,15 +257,31 @@ fn init_logging(sd: &config::SupervisordConfig) -> anyhow::Result<MainLogHandle>
         MainLog::File(p) => Some(p.clone()),
         MainLog::Syslog => None,
     };
+    let journal = if corral::logs::journal::under_journald() {
+        match corral::logs::journal::daemon_layer(sd.loglevel) {
+            Ok(layer) => Some(layer),
+            Err(e) => {
+                eprintln!("corrald: cannot log to the journal, using stdout/stderr: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (layer, handle) = main_log::main_log(&MainLogConfig {
         file,
         maxbytes: sd.logfile_maxbytes,
         backups: sd.logfile_backups,
         level: sd.loglevel,
-        stdout: sd.nodaemon && !sd.silent,
+        // Under journald, stdout goes to the journal too: one copy is enough.
+        stdout: sd.nodaemon && !sd.silent && journal.is_none(),
     })
     .context("opening the activity log")?;
-    tracing_subscriber::registry().with(layer).try_init().context("installing the activity log")?;
+    tracing_subscriber::registry()
+        .with(journal)
+        .with(layer)
+        .try_init()
+        .context("installing the activity log")?;
     Ok(handle)
 }
 
@@ -308,6 +339,7 @@ async fn serve(
     path: PathBuf,
     main_log: MainLogHandle,
     dbus: DbusFlags,
+    notifier: Option<Notifier>,
 ) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
@@ -332,6 +364,10 @@ async fn serve(
         let _ = stop_rx.await;
     }));
     forward_signals(handle.clone())?;
+    if let Some(n) = notifier {
+        // Subscribes now, before the engine announces RUNNING.
+        tokio::spawn(corral::notify::track(handle.clone(), n));
+    }
     // In its own task: a slow or absent bus never delays the engine.
     let dbus = tokio::spawn({
         let handle = handle.clone();

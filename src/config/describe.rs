@@ -10,6 +10,7 @@ fn logfile(l: &LogFile) -> String {
         LogFile::None => "NONE".to_string(),
         LogFile::Auto => "AUTO".to_string(),
         LogFile::Path(p) => p.display().to_string(),
+        LogFile::Journal => "journal".to_string(),
     }
 }
 

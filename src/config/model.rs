@@ -270,6 +270,8 @@ pub enum LogFile {
     Auto,
     /// A path (may be `/dev/stdout` or any other non-seekable file).
     Path(PathBuf),
+    /// corral: `journal`, one journald entry per line (no file, no rotation).
+    Journal,
 }
 
 /// One output channel (stdout or stderr) of a process.

@@ -506,6 +506,8 @@ fn channel(
         Some(v) => match v.text.to_lowercase().as_str() {
             "none" | "off" => LogFile::None,
             "auto" => LogFile::Auto,
+            // corral: lines go to journald (a file named `journal` needs a path: `./journal`).
+            "journal" => LogFile::Journal,
             "syslog" => {
                 deprecated_syslog = true;
                 LogFile::None

@@ -109,9 +109,13 @@ pub fn completions(shell: Shell, out: &mut dyn Write) -> i32 {
     0
 }
 
+/// The date in the man page header: fixed, so the checked-in page regenerates
+/// byte for byte (bump it with the release).
+const MAN_DATE: &str = "2026-11-25";
+
 /// `manpage`: corralctl(1) in roff.
 pub fn manpage(out: &mut dyn Write) -> i32 {
-    match clap_mangen::Man::new(Cli::command()).render(out) {
+    match clap_mangen::Man::new(Cli::command()).date(MAN_DATE).manual("User Commands").render(out) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -87,6 +87,8 @@ pub fn configured_log_name(f: &LogFile) -> LogName {
         LogFile::None => LogName::None,
         LogFile::Auto => LogName::Auto,
         LogFile::Path(p) => LogName::Path(p.clone()),
+        // No file to read or tail: the lines are in the journal.
+        LogFile::Journal => LogName::None,
     }
 }
 

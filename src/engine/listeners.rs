@@ -39,6 +39,9 @@ pub(crate) struct ReaderHooks {
     stderr: Option<EventHook<OutputTag>>,
     /// An event listener: its stdout is the protocol channel.
     listener: bool,
+    /// The process, for tags of events produced by other sinks (journald).
+    group: Arc<str>,
+    name: Arc<str>,
 }
 
 impl ReaderHooks {
@@ -47,6 +50,11 @@ impl ReaderHooks {
     /// stripped bytes where supervisord parses the raw ones; protocol tokens hold
     /// no escape sequences, so only a listener writing nothing but escapes
     /// behaves differently (it is not made UNKNOWN).
+    /// The tag a reader of this process stamps on its output events.
+    pub fn tag(&self, pid: u32) -> OutputTag {
+        OutputTag { group: self.group.clone(), name: self.name.clone(), pid, protocol: false }
+    }
+
     pub fn apply(&self, channel: Channel, rc: &mut ReaderConfig<OutputTag>) {
         match channel {
             Channel::Stdout => {
@@ -125,6 +133,8 @@ impl Listeners {
             },
             stderr: wants(&p.stderr).then(|| hook(false, p.stderr.events_enabled)),
             listener,
+            group: group.clone(),
+            name: name.clone(),
         }
     }
 

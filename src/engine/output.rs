@@ -11,6 +11,7 @@ use super::api::{Channel, LogName};
 use crate::config::{Config, LogFile, ProcessConfig};
 use crate::logs::capture::{read_pipe, ReaderConfig};
 use crate::logs::file::{lock, RotatingFile, SharedFile};
+use crate::logs::journal::{self, JournalSink, JournalTags};
 
 /// One channel's log: where it goes and the open file, once opened.
 #[derive(Debug, Default)]
@@ -20,6 +21,8 @@ struct Sink {
     maxbytes: u64,
     backups: u32,
     file: Option<SharedFile>,
+    /// `journal`: lines go to journald, tagged with these (pid filled at attach).
+    journal: Option<JournalTags>,
 }
 
 impl Sink {
@@ -33,7 +36,7 @@ impl Sink {
     ) -> Sink {
         let sd = &cfg.supervisord;
         let (path, auto) = match logfile {
-            LogFile::None => (None, false),
+            LogFile::None | LogFile::Journal => (None, false),
             LogFile::Path(p) => (Some(p.clone()), false),
             // AUTO logs exist (empty) from group creation, as supervisord's.
             LogFile::Auto => {
@@ -46,7 +49,14 @@ impl Sink {
                 }
             }
         };
-        let mut sink = Sink { path, auto, maxbytes, backups, file: None };
+        let journal = (*logfile == LogFile::Journal).then(|| JournalTags {
+            process: p.name.clone(),
+            program: p.program.clone(),
+            group: group_of(cfg, p),
+            pid: 0,
+            channel,
+        });
+        let mut sink = Sink { path, auto, maxbytes, backups, file: None, journal };
         if sink.auto {
             sink.open();
         }
@@ -65,6 +75,15 @@ impl Sink {
         }
         self.file.clone()
     }
+}
+
+/// The name of the group a process belongs to (its section's, unless a
+/// `[group:x]` gathers it).
+fn group_of(cfg: &Config, p: &ProcessConfig) -> String {
+    cfg.groups
+        .iter()
+        .find(|g| g.processes.iter().any(|q| q.section == p.section && q.name == p.name))
+        .map_or_else(|| p.program.clone(), |g| g.name.clone())
 }
 
 /// Output plumbing of one process.
@@ -101,21 +120,29 @@ impl Output {
     pub fn attach(
         &mut self,
         p: &ProcessConfig,
-        _pid: u32,
+        pid: u32,
         stdout: OwnedFd,
         stderr: Option<OwnedFd>,
         stdin: OwnedFd,
         hooks: super::listeners::ReaderHooks,
     ) {
-        let mut readers = vec![(Channel::Stdout, stdout, self.stdout.open(), &p.stdout)];
+        let mut readers =
+            vec![(Channel::Stdout, stdout, self.stdout.open(), self.stdout.journal.clone(), &p.stdout)];
         if let Some(fd) = stderr {
-            readers.push((Channel::Stderr, fd, self.stderr.open(), &p.stderr));
+            readers.push((Channel::Stderr, fd, self.stderr.open(), self.stderr.journal.clone(), &p.stderr));
         }
-        for (channel, fd, file, ch) in readers {
+        for (channel, fd, file, journal, ch) in readers {
             let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
             rc.capture_maxbytes = ch.capture_maxbytes as usize;
             hooks.apply(channel, &mut rc); // events: PROCESS_LOG/COMMUNICATION, listener protocol
+                                           // `journal`: the reader's per-chunk output events feed a journald sink,
+                                           // which passes them on to the event hook set above, if any.
+            if let Some(tags) = journal {
+                let sink = JournalSink::new(&journal::socket_path(), &JournalTags { pid, ..tags });
+                let tag = hooks.tag(pid);
+                rc.events = Some(journal::journal_hook(sink, p.name.clone(), tag, rc.events.take()));
+            }
             let name = p.name.clone();
             tokio::spawn(async move {
                 if let Err(e) = read_pipe(fd, rc).await {

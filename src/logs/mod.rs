@@ -9,12 +9,14 @@
 //! - [`auto`]: AUTO child log names and their cleanup.
 //! - [`main_log`]: the activity log as a `tracing` layer in supervisord's format.
 //! - [`tail`]: following a log file for the `/logtail` endpoints.
+//! - [`journal`]: journald, for corrald's own log and `*_logfile=journal`.
 
 pub mod ansi;
 pub mod auto;
 pub mod capture;
 pub mod capture_mode;
 pub mod file;
+pub mod journal;
 pub mod main_log;
 pub mod read;
 pub mod tail;

@@ -402,3 +402,119 @@ pub fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
+
+impl Daemon {
+    /// Write `text` to `<dir>/corral.conf` and start `wrapper… corrald -n -c <conf>` with
+    /// `env` added (e.g. `NOTIFY_SOCKET`, or `unshare …` as the wrapper). Does not wait
+    /// for the socket: callers wait for what they test.
+    pub fn spawn_with(dir: tempfile::TempDir, text: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let corrald = env!("CARGO_BIN_EXE_corrald");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(corrald);
+                c
+            }
+            None => Command::new(corrald),
+        };
+        cmd.arg("-n").arg("-c").arg(&conf).envs(env.iter().copied());
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
+            ))
+            .spawn()
+            .expect("spawn corrald");
+        Daemon { child: Some(child), dir, conf, sock }
+    }
+
+    /// Wait until the daemon answers on its socket.
+    pub fn wait_answering(&self) {
+        wait_for("corrald to answer on its socket", DEADLINE, || {
+            self.try_call("supervisor.getPID", vec![]).is_ok()
+        });
+    }
+}
+
+/// A unix datagram socket bound in `dir` standing in for systemd's notify socket or
+/// journald's: a thread drains it at once (a full datagram queue would block the
+/// sender, as a stuck journald would) and keeps what corrald sends.
+pub struct DatagramSink {
+    pub path: PathBuf,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl DatagramSink {
+    pub fn bind(dir: &Path, name: &str) -> DatagramSink {
+        let path = dir.join(name);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind datagram socket");
+        socket.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let datagram = match socket.recv(&mut buf) {
+                    Ok(n) => buf[..n].to_vec(),
+                    // An empty message on timeout: the way to notice the test has gone.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Vec::new()
+                    }
+                    Err(e) => panic!("recv: {e}"),
+                };
+                if tx.send(datagram).is_err() {
+                    return;
+                }
+            }
+        });
+        DatagramSink { path, rx }
+    }
+
+    /// The next datagram, or `None` after `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let start = Instant::now();
+        while let Some(left) = timeout.checked_sub(start.elapsed()) {
+            match self.rx.recv_timeout(left) {
+                Ok(d) if d.is_empty() => continue,
+                Ok(d) => return Some(d),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Receive until `pred` accepts a datagram; returns it. Panics after `DEADLINE`,
+    /// listing what was received.
+    pub fn recv_until(&self, what: &str, mut pred: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < DEADLINE {
+            if let Some(d) = self.recv(Duration::from_millis(500)) {
+                if pred(&d) {
+                    return d;
+                }
+                seen.push(String::from_utf8_lossy(&d).into_owned());
+            }
+        }
+        panic!("timed out waiting for {what}; received {seen:#?}");
+    }
+}
+
+/// Whether this process may create namespaces and mount (root in CI).
+pub fn can_unshare() -> bool {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
