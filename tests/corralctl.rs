@@ -349,6 +349,8 @@ fn json_output_parses_and_carries_the_values() {
     );
     assert_eq!(version["api_version"], "3.0");
     assert!(version["identification"].as_str().unwrap_or("").starts_with("test-"), "{version}");
+    // Which cgroup setup the daemon runs with is part of `version --json`.
+    assert_eq!(version["cgroup_mode"], str_of(&d.call("corral.getCgroupMode", vec![])).as_str());
 }
 
 /// Stats the fake server reports for one process.

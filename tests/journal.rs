@@ -146,3 +146,25 @@ fn under_systemd_the_daemon_log_and_program_lines_reach_journald() {
         daemon.main_log().contains("corrald started with pid")
     });
 }
+
+#[test]
+fn stdout_syslog_sends_each_line_prefixed_with_the_process_name_and_keeps_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let syslog = DatagramSink::bind(dir.path(), "log.sock");
+    let text = format!(
+        "{}[program:logger]\ncommand=sh -c 'echo first; echo second; exec sleep 1000'\nstdout_syslog=true\n\
+         stdout_logfile={}/logger.out\nstartsecs=0\n",
+        preamble(dir.path()),
+        dir.path().display()
+    );
+    let path = syslog.path.display().to_string();
+    let daemon = Daemon::spawn_with(dir, &text, &[("CORRAL_SYSLOG_SOCKET", &path)], &[]);
+    daemon.wait_answering();
+    // Python's SysLogHandler framing: <user.info>, "<processname> <line>", NUL.
+    syslog.recv_until("the first line", |d| d == b"<14>logger first\0");
+    syslog.recv_until("the second line", |d| d == b"<14>logger second\0");
+    let file = daemon.path("logger.out");
+    wait_for("the file copy", DEADLINE, || {
+        std::fs::read_to_string(&file).map(|s| s == "first\nsecond\n").unwrap_or(false)
+    });
+}

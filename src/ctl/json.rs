@@ -9,7 +9,7 @@
 //! | `status [names]` | array of **process** objects, in the server's order |
 //! | `pid` / `pid all` / `pid names` | array of `{"name": str, "pid": int}`; the daemon itself is `"supervisord"`; `0` when not running |
 //! | `avail` | array of `{"name", "group", "namespec": str, "in_use", "autostart": bool, "group_priority", "process_priority": int}` |
-//! | `version` | `{"supervisor_version": str, "corral_version": str\|null, "identification": str\|null, "api_version": "3.0"}` |
+//! | `version` | `{"supervisor_version": str, "corral_version": str\|null, "identification": str\|null, "cgroup_mode": "unified"\|"hybrid"\|"legacy"\|"none"\|null, "api_version": "3.0"}` |
 //! | `stats [names]` | array of **stats** objects |
 //! | `limits name` | `{"name": str, "limits": {key: str}}`, keys among `memory_max`, `memory_high`, `memory_swap_max`, `cpu_quota`, `cpu_weight`, `tasks_max`, `io_weight`; `"max"` when unset |
 //!
@@ -100,11 +100,17 @@ pub fn avail(infos: &[Struct]) -> Json {
 }
 
 /// `version --json`.
-pub fn version(supervisor: &str, corral: Option<&str>, identification: Option<&str>) -> Json {
+pub fn version(
+    supervisor: &str,
+    corral: Option<&str>,
+    identification: Option<&str>,
+    cgroup_mode: Option<&str>,
+) -> Json {
     json!({
         "supervisor_version": supervisor,
         "corral_version": corral,
         "identification": identification,
+        "cgroup_mode": cgroup_mode,
         "api_version": super::controller::API_VERSION,
     })
 }

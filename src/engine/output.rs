@@ -11,7 +11,7 @@ use super::api::{Channel, LogName};
 use crate::config::{Config, LogFile, ProcessConfig};
 use crate::logs::capture::{read_pipe, ReaderConfig};
 use crate::logs::file::{lock, RotatingFile, SharedFile};
-use crate::logs::journal::{self, JournalSink, JournalTags};
+use crate::logs::journal::{self, JournalTags, LineSink};
 
 /// One channel's log: where it goes and the open file, once opened.
 #[derive(Debug, Default)]
@@ -139,9 +139,15 @@ impl Output {
                                            // `journal`: the reader's per-chunk output events feed a journald sink,
                                            // which passes them on to the event hook set above, if any.
             if let Some(tags) = journal {
-                let sink = JournalSink::new(&journal::socket_path(), &JournalTags { pid, ..tags });
-                let tag = hooks.tag(pid);
-                rc.events = Some(journal::journal_hook(sink, p.name.clone(), tag, rc.events.take()));
+                let sink = LineSink::journal(&journal::socket_path(), &JournalTags { pid, ..tags });
+                rc.events =
+                    Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
+            }
+            // `*_syslog`: lines also go to the local syslog, as supervisord's.
+            if ch.syslog {
+                let sink = LineSink::syslog(&journal::syslog_socket_path(), &p.name);
+                rc.events =
+                    Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
             }
             let name = p.name.clone();
             tokio::spawn(async move {

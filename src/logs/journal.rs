@@ -8,7 +8,7 @@
 //! - corrald's own activity log goes through `tracing-journald`
 //!   ([`daemon_layer`]) when corrald runs under systemd ([`under_journald`]).
 //! - A program channel with `stdout_logfile=journal` / `stderr_logfile=journal`
-//!   gets a [`JournalSink`]: one entry per line, `SYSLOG_IDENTIFIER=<process>`,
+//!   gets a [`LineSink`]: one entry per line, `SYSLOG_IDENTIFIER=<process>`,
 //!   `SYSLOG_PID`, `CORRAL_PROGRAM`, `CORRAL_PROCESS`, `CORRAL_GROUP`,
 //!   `CORRAL_PID`, `CORRAL_CHANNEL` and `PRIORITY=6` (stdout) or `3` (stderr).
 //!
@@ -107,7 +107,7 @@ pub fn put_field(buf: &mut Vec<u8>, key: &str, value: &[u8]) {
     buf.push(b'\n');
 }
 
-/// Who wrote the lines a [`JournalSink`] sends.
+/// Who wrote the lines a [`LineSink`] sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalTags {
     /// Process name (`SYSLOG_IDENTIFIER`, `CORRAL_PROCESS`).
@@ -122,23 +122,41 @@ pub struct JournalTags {
     pub channel: Channel,
 }
 
-/// Sends a program channel's output to the journal, one entry per line.
+/// How a line becomes a datagram.
 #[derive(Debug)]
-pub struct JournalSink {
+enum Format {
+    /// journald's native protocol: these fields (already encoded) plus `MESSAGE`.
+    Journal(Vec<u8>),
+    /// The local syslog as supervisord's `*_syslog` sends it: `<PRI><prefix><line>\0`
+    /// (Python's SysLogHandler framing), the prefix being `<processname> `.
+    Syslog(Vec<u8>),
+}
+
+/// Sends a program channel's output to journald or syslog, one datagram per line.
+#[derive(Debug)]
+pub struct LineSink {
     socket: Option<UnixDatagram>,
     path: PathBuf,
-    /// The fields every entry of this sink carries, already encoded.
-    fixed: Vec<u8>,
+    format: Format,
     /// Bytes of an unfinished line.
     partial: Vec<u8>,
     /// Inside a streak of send failures (only the first is reported).
     failing: bool,
 }
 
-impl JournalSink {
-    /// A sink sending to `path` (see [`socket_path`]). The socket is created
-    /// on first use, so a missing journal costs nothing until output arrives.
-    pub fn new(path: &Path, tags: &JournalTags) -> JournalSink {
+/// syslog's `user.info` (supervisord logs child output at INFO).
+const SYSLOG_USER_INFO: u8 = 8 + 6;
+
+/// Where `stdout_syslog`/`stderr_syslog` lines go: `/dev/log`, or
+/// `CORRAL_SYSLOG_SOCKET` (a test hook).
+pub fn syslog_socket_path() -> PathBuf {
+    std::env::var_os("CORRAL_SYSLOG_SOCKET").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/dev/log"))
+}
+
+impl LineSink {
+    /// A sink sending journal entries to `path` (see [`socket_path`]). The socket
+    /// is created on first use, so a missing journal costs nothing until output arrives.
+    pub fn journal(path: &Path, tags: &JournalTags) -> LineSink {
         let mut fixed = Vec::new();
         let priority = match tags.channel {
             Channel::Stdout => STDOUT_PRIORITY,
@@ -152,7 +170,25 @@ impl JournalSink {
         put_field(&mut fixed, "CORRAL_GROUP", tags.group.as_bytes());
         put_field(&mut fixed, "CORRAL_PID", tags.pid.to_string().as_bytes());
         put_field(&mut fixed, "CORRAL_CHANNEL", tags.channel.as_str().as_bytes());
-        JournalSink { socket: None, path: path.to_path_buf(), fixed, partial: Vec::new(), failing: false }
+        LineSink {
+            socket: None,
+            path: path.to_path_buf(),
+            format: Format::Journal(fixed),
+            partial: Vec::new(),
+            failing: false,
+        }
+    }
+
+    /// A sink sending `<processname> <line>` to the syslog socket at `path`.
+    pub fn syslog(path: &Path, process: &str) -> LineSink {
+        let prefix = format!("<{SYSLOG_USER_INFO}>{process} ").into_bytes();
+        LineSink {
+            socket: None,
+            path: path.to_path_buf(),
+            format: Format::Syslog(prefix),
+            partial: Vec::new(),
+            failing: false,
+        }
     }
 
     /// Takes a chunk of output; every completed line becomes one entry.
@@ -194,8 +230,20 @@ impl JournalSink {
 
     fn send_line(&mut self, line: &[u8]) -> Result<(), JournalError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut entry = self.fixed.clone();
-        put_field(&mut entry, "MESSAGE", line);
+        let entry = match &self.format {
+            Format::Journal(fixed) => {
+                let mut entry = fixed.clone();
+                put_field(&mut entry, "MESSAGE", line);
+                entry
+            }
+            Format::Syslog(prefix) => {
+                let mut entry = Vec::with_capacity(prefix.len() + line.len() + 1);
+                entry.extend_from_slice(prefix);
+                entry.extend_from_slice(line);
+                entry.push(0);
+                entry
+            }
+        };
         let sent = match &self.socket {
             Some(s) => s.send_to(&entry, &self.path),
             None => UnixDatagram::unbound().and_then(|s| {
@@ -219,13 +267,13 @@ impl JournalSink {
     }
 }
 
-/// The events hook for a pipe reader whose channel goes to the journal: every
-/// output chunk becomes journal lines, then the event goes on to `downstream`
+/// The events hook for a pipe reader whose channel also goes to a [`LineSink`]
+/// (journald or syslog): every output chunk becomes lines, then the event goes on to `downstream`
 /// (event listeners) as if it had been sent there directly: `Log` chunks only
 /// if that hook asked for them, capture blocks always. Capture blocks never
 /// reach a log, as in supervisord.
-pub fn journal_hook<T: Clone + Send + 'static>(
-    mut sink: JournalSink,
+pub fn line_sink_hook<T: Clone + Send + 'static>(
+    mut sink: LineSink,
     name: String,
     tag: T,
     downstream: Option<EventHook<T>>,
@@ -308,7 +356,7 @@ mod tests {
             pid: 4242,
             channel: Channel::Stderr,
         };
-        let mut sink = JournalSink::new(&path, &tags);
+        let mut sink = LineSink::journal(&path, &tags);
         sink.write(b"first\nsec").expect("write");
         sink.write(b"ond\r\nunfinished").expect("write");
         sink.flush().expect("flush");
@@ -341,7 +389,7 @@ mod tests {
             pid: 1,
             channel: Channel::Stdout,
         };
-        let mut sink = JournalSink::new(&path, &tags);
+        let mut sink = LineSink::journal(&path, &tags);
         let mut data = vec![b'a'; LINE_MAX + 10];
         data.push(b'\n');
         sink.write(&data).expect("write");
@@ -364,7 +412,7 @@ mod tests {
             pid: 1,
             channel: Channel::Stdout,
         };
-        let mut sink = JournalSink::new(&dir.path().join("absent"), &tags);
+        let mut sink = LineSink::journal(&dir.path().join("absent"), &tags);
         assert!(sink.write(b"a\n").is_err());
         assert!(sink.write(b"b\n").is_ok());
     }
@@ -383,7 +431,7 @@ mod tests {
         };
         let (dtx, mut drx) = mpsc::channel(8);
         let downstream = EventHook { tag: 7u8, tx: dtx, log_events: false };
-        let hook = journal_hook(JournalSink::new(&path, &tags), "x".into(), 7u8, Some(downstream));
+        let hook = line_sink_hook(LineSink::journal(&path, &tags), "x".into(), 7u8, Some(downstream));
         let ev = |kind| OutputEvent { tag: 7u8, channel: Channel::Stdout, kind };
         hook.tx.send(ev(OutputEventKind::Log(b"line\n".to_vec()))).await.expect("send");
         hook.tx.send(ev(OutputEventKind::Communication(b"block".to_vec()))).await.expect("send");

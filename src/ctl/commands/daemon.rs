@@ -86,7 +86,8 @@ pub fn version(ctl: &mut Controller, arg: &str) -> Result<(), CtlError> {
         // corral's own version and the identification are extras; a plain supervisord lacks the former.
         let corral = ctl.call("corral.getVersion", vec![]).ok().map(|v| value::text(&v));
         let identification = ctl.call("supervisor.getIdentification", vec![]).ok().map(|v| value::text(&v));
-        let doc = json::version(&version, corral.as_deref(), identification.as_deref());
+        let cgroups = ctl.call("corral.getCgroupMode", vec![]).ok().map(|v| value::text(&v));
+        let doc = json::version(&version, corral.as_deref(), identification.as_deref(), cgroups.as_deref());
         ctl.output(&json::render(&doc));
     } else {
         ctl.output(&version);
