@@ -433,6 +433,27 @@ pub fn oom_score_adj(s: &str) -> ValueResult<i32> {
     }
 }
 
+/// Apply one limit change in config syntax (`memory_max` = `512M`, `cpu_quota` =
+/// `150%`; `max` or empty unsets) to `limits`, as `corral.setLimits`, D-Bus
+/// `SetProgramLimits` and `corralctl limits` take them. The error names the option.
+pub fn set_limit(limits: &mut super::model::Limits, key: &str, raw: &str) -> Result<(), String> {
+    let unset = raw.trim().is_empty() || raw.trim().eq_ignore_ascii_case("max");
+    let err = |e: BadValue| format!("{key}: {} (expected {})", e.message, e.expected);
+    match key {
+        "memory_max" => limits.memory_max = if unset { None } else { memory_size(raw).map_err(err)? },
+        "memory_high" => limits.memory_high = if unset { None } else { memory_size(raw).map_err(err)? },
+        "memory_swap_max" => {
+            limits.memory_swap_max = if unset { None } else { memory_size(raw).map_err(err)? }
+        }
+        "cpu_quota" => limits.cpu_quota = if unset { None } else { Some(cpu_quota(raw).map_err(err)?) },
+        "cpu_weight" => limits.cpu_weight = if unset { None } else { Some(weight(raw).map_err(err)?) },
+        "io_weight" => limits.io_weight = if unset { None } else { Some(weight(raw).map_err(err)?) },
+        "tasks_max" => limits.tasks_max = if unset { None } else { tasks_max(raw).map_err(err)? },
+        other => return Err(format!("unknown limit {other:?}")),
+    }
+    Ok(())
+}
+
 /// corral `backoff`: `linear` or `exponential`.
 pub fn backoff(s: &str) -> ValueResult<super::model::Backoff> {
     match s.trim().to_lowercase().as_str() {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::values::{self, BadValue};
+use crate::config::values;
 use crate::config::Limits;
 use crate::engine::{Handle, NameSpec};
 use zbus::{OwnedVariant, Variant};
@@ -37,32 +37,10 @@ fn bad(key: &str, why: &str) -> Error {
 
 /// Apply one change to `limits`.
 fn apply(limits: &mut Limits, key: &str, raw: &str) -> Result<()> {
-    let unset = raw.trim().is_empty() || raw.trim().eq_ignore_ascii_case("max");
-    let err = |e: BadValue| bad(key, &format!("{} (expected {})", e.message, e.expected));
+    // A bare number over D-Bus means percent, as CPUQuotaPercent reads.
     let is_number = !raw.trim().is_empty() && raw.trim().bytes().all(|b| b.is_ascii_digit());
-    match key {
-        "memory_max" => {
-            limits.memory_max = if unset { None } else { values::memory_size(raw).map_err(err)? }
-        }
-        "memory_high" => {
-            limits.memory_high = if unset { None } else { values::memory_size(raw).map_err(err)? }
-        }
-        "memory_swap_max" => {
-            limits.memory_swap_max = if unset { None } else { values::memory_size(raw).map_err(err)? }
-        }
-        "cpu_quota" => {
-            // A bare number over D-Bus means percent, as CPUQuotaPercent reads.
-            let text = if is_number { format!("{}%", raw.trim()) } else { raw.to_string() };
-            limits.cpu_quota = if unset { None } else { Some(values::cpu_quota(&text).map_err(err)?) }
-        }
-        "cpu_weight" => {
-            limits.cpu_weight = if unset { None } else { Some(values::weight(raw).map_err(err)?) }
-        }
-        "io_weight" => limits.io_weight = if unset { None } else { Some(values::weight(raw).map_err(err)?) },
-        "tasks_max" => limits.tasks_max = if unset { None } else { values::tasks_max(raw).map_err(err)? },
-        other => return Err(bad(other, "unknown limit")),
-    }
-    Ok(())
+    let text = if key == "cpu_quota" && is_number { format!("{}%", raw.trim()) } else { raw.to_string() };
+    values::set_limit(limits, key, &text).map_err(|e| Error::BadArguments(format!("BAD_ARGUMENTS: {e}")))
 }
 
 /// Apply `changes` on top of the limits in force, all or nothing.

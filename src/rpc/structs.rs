@@ -147,7 +147,6 @@ pub fn limits(l: &Limits) -> Value {
 /// Apply `corral.setLimits` changes (option name → value in config syntax,
 /// `max` or empty to unset) to `limits`; the error names the option.
 pub fn update_limits(limits: &mut Limits, changes: &BTreeMap<String, Value>) -> Result<(), String> {
-    use crate::config::values;
     for (key, value) in changes {
         let raw = match value {
             Value::String(s) => s.clone(),
@@ -155,32 +154,7 @@ pub fn update_limits(limits: &mut Limits, changes: &BTreeMap<String, Value>) -> 
             Value::Long(i) => i.to_string(),
             _ => return Err(format!("{key}: expected a string")),
         };
-        let unset = raw.trim().is_empty() || raw.trim().eq_ignore_ascii_case("max");
-        let err = |e: values::BadValue| format!("{key}: {} (expected {})", e.message, e.expected);
-        match key.as_str() {
-            "memory_max" => {
-                limits.memory_max = if unset { None } else { values::memory_size(&raw).map_err(err)? }
-            }
-            "memory_high" => {
-                limits.memory_high = if unset { None } else { values::memory_size(&raw).map_err(err)? }
-            }
-            "memory_swap_max" => {
-                limits.memory_swap_max = if unset { None } else { values::memory_size(&raw).map_err(err)? }
-            }
-            "cpu_quota" => {
-                limits.cpu_quota = if unset { None } else { Some(values::cpu_quota(&raw).map_err(err)?) }
-            }
-            "cpu_weight" => {
-                limits.cpu_weight = if unset { None } else { Some(values::weight(&raw).map_err(err)?) }
-            }
-            "io_weight" => {
-                limits.io_weight = if unset { None } else { Some(values::weight(&raw).map_err(err)?) }
-            }
-            "tasks_max" => {
-                limits.tasks_max = if unset { None } else { values::tasks_max(&raw).map_err(err)? }
-            }
-            other => return Err(format!("unknown limit {other:?}")),
-        }
+        crate::config::values::set_limit(limits, key, &raw)?;
     }
     Ok(())
 }
