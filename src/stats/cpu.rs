@@ -21,6 +21,9 @@ pub fn cpu_percent(
     Some(used as f64 / wall.as_micros() as f64 * 100.0)
 }
 
+/// The shortest interval a CPU percentage is computed over once a baseline exists.
+pub const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Keeps the previous reading of one process or group and turns each new
 /// one into a CPU percentage.
 #[derive(Debug, Clone, Default)]
@@ -36,11 +39,21 @@ impl CpuSampler {
 
     /// Records `stats` taken at `at`; returns the CPU % since the previous
     /// sample (`None` for the first one, or when there is no CPU reading).
+    ///
+    /// Several readers (corralctl top, D-Bus properties, the XML-RPC API) share
+    /// one sampler, so the baseline moves at most once per [`MIN_WINDOW`]: a
+    /// reader polling often does not shrink another reader's window to nothing.
     pub fn sample(&mut self, stats: &Stats, at: Instant) -> Option<f64> {
         let usage = stats.cpu_usage_usec?;
-        let previous = self.last.replace((usage, at));
-        let (previous_usec, previous_at) = previous?;
-        cpu_percent(previous_usec, previous_at, usage, at)
+        let Some((previous_usec, previous_at)) = self.last else {
+            self.last = Some((usage, at));
+            return None;
+        };
+        let percent = cpu_percent(previous_usec, previous_at, usage, at);
+        if percent.is_none() || at.saturating_duration_since(previous_at) >= MIN_WINDOW {
+            self.last = Some((usage, at));
+        }
+        percent
     }
 
     /// Forgets the previous reading (after a restart, the new cgroup's
@@ -77,5 +90,30 @@ mod tests {
         sampler.reset();
         assert_eq!(sampler.sample(&at(0), t0 + Duration::from_secs(2)), None);
         assert_eq!(sampler.sample(&Stats::default(), t0), None);
+    }
+}
+
+#[cfg(test)]
+mod shared_sampler_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(usec: u64) -> Stats {
+        Stats { cpu_usage_usec: Some(usec), ..Stats::default() }
+    }
+
+    #[test]
+    fn a_frequent_reader_does_not_shrink_the_window_below_a_second() {
+        let t0 = Instant::now();
+        let mut s = CpuSampler::new();
+        assert_eq!(s.sample(&at(0), t0), None);
+        // Two quick readings 100 ms apart: both measure from t0.
+        let a = s.sample(&at(50_000), t0 + Duration::from_millis(100)).unwrap();
+        let b = s.sample(&at(100_000), t0 + Duration::from_millis(200)).unwrap();
+        assert!((a - 50.0).abs() < 1e-9 && (b - 50.0).abs() < 1e-9, "{a} {b}");
+        // Past a second the baseline moves.
+        s.sample(&at(600_000), t0 + Duration::from_millis(1200)).unwrap();
+        let c = s.sample(&at(700_000), t0 + Duration::from_millis(1400)).unwrap();
+        assert!((c - 50.0).abs() < 1e-9, "measured from the 1.2 s baseline: {c}");
     }
 }
