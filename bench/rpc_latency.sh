@@ -6,5 +6,6 @@ set -e
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/tmp/svvenv/bin/python}
 cargo build --release --bin corrald
+ulimit -n 8192 2>/dev/null || true
 exec "$PYTHON" bench/rpc_latency.py --corrald target/release/corrald \
     --supervisord "$(dirname "$PYTHON")/supervisord" --out bench/results.json "$@"
