@@ -422,15 +422,18 @@ fn servers_and_serverurl_auto() {
     assert_eq!(c.inet_http_servers[0].auth.as_ref().map(|a| a.username.as_str()), Some("u"));
     assert_eq!(c.inet_http_servers[1].section, "inet_http_server:two");
     assert_eq!((c.inet_http_servers[1].host.as_str(), c.inet_http_servers[1].port), ("", 9002));
-    assert_eq!(program(&c, "x").serverurl.as_deref(), Some("unix:///tmp/s.sock"));
+    // As written (getAllConfigInfo reports these); AUTO is resolved once, for the daemon.
+    assert_eq!(c.serverurl.as_deref(), Some("unix:///tmp/s.sock"));
+    assert_eq!(program(&c, "x").serverurl, None);
     assert_eq!(program(&c, "y").serverurl.as_deref(), Some("http://elsewhere:1"));
-    assert_eq!(program(&c, "z").serverurl, None);
+    assert_eq!(program(&c, "z").serverurl.as_deref(), Some(""));
 
     let c =
         load_text("[inet_http_server]\nport=*:9001\n[supervisord]\n[program:x]\ncommand=x\nserverurl=AUTO\n");
-    assert_eq!(program(&c, "x").serverurl.as_deref(), Some("http://localhost:9001"));
-    let c = load_text("[supervisord]\n[program:x]\ncommand=x\n");
+    assert_eq!(c.serverurl.as_deref(), Some("http://localhost:9001"));
     assert_eq!(program(&c, "x").serverurl, None);
+    let c = load_text("[supervisord]\n[program:x]\ncommand=x\n");
+    assert_eq!((c.serverurl.as_ref(), program(&c, "x").serverurl.as_ref()), (None, None));
 }
 
 #[test]

@@ -115,15 +115,6 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
         supervisord.user = Some(user);
     }
     let serverurl = auto_serverurl(unix_http_server.as_ref(), &inet_http_servers);
-    for group in &mut groups {
-        for proc in &mut group.processes {
-            match proc.serverurl.as_deref() {
-                None => proc.serverurl = serverurl.clone(),
-                Some("") => proc.serverurl = None,
-                Some(_) => {}
-            }
-        }
-    }
     let supervisorctl =
         if p.ini.has_section("supervisorctl") { Some(ctl_section(&p, "supervisorctl")?) } else { None };
     warn_unknown(&mut p);
@@ -135,6 +126,7 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
         supervisorctl,
         rpcinterfaces,
         groups,
+        serverurl,
         messages: p.messages,
     })
 }

@@ -22,6 +22,8 @@ pub struct Config {
     pub rpcinterfaces: Vec<RpcInterfaceConfig>,
     /// Process groups, sorted by (priority, name) as supervisord orders them.
     pub groups: Vec<GroupConfig>,
+    /// What `serverurl=AUTO` means: the first unix server, else the first inet server.
+    pub serverurl: Option<String>,
     /// Non-fatal messages found while parsing, to be logged once the main log is open.
     pub messages: Vec<ParseMessage>,
 }
@@ -389,7 +391,8 @@ pub struct ProcessConfig {
     pub stderr: ChannelConfig,
     /// `[supervisord] environment` merged with the program's own (program wins), in order.
     pub environment: Vec<(String, String)>,
-    /// `SUPERVISOR_SERVER_URL` for the child (AUTO already resolved).
+    /// `serverurl` as written: `None` for AUTO (or absent), `Some("")` for none at
+    /// all; `getAllConfigInfo` reports it like this, the child gets [`Config::serverurl`] for AUTO.
     pub serverurl: Option<String>,
     /// corral: what a stop kills.
     pub kill_mode: KillMode,

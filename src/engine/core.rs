@@ -103,12 +103,47 @@ enum WaitKind {
 }
 
 /// A deferred reply: answered when every pending process has settled.
+///
+/// Results come in supervisord's order: those known at once first, in process
+/// order; then the awaited ones, also in process order (supervisord polls its
+/// callbacks in list order, so processes settling together report in that order).
 struct Waiter {
     kind: WaitKind,
     single: bool,
-    pending: Vec<(ProcId, String)>,
-    results: Vec<OpResult>,
+    /// (process, namespec for faults, position in process order).
+    pending: Vec<(ProcId, String, usize)>,
+    immediate: Vec<OpResult>,
+    deferred: Vec<(usize, OpResult)>,
     reply: Option<oneshot::Sender<Result<Vec<OpResult>, Fault>>>,
+}
+
+impl Waiter {
+    fn new(kind: WaitKind, single: bool) -> Waiter {
+        Waiter { kind, single, pending: vec![], immediate: vec![], deferred: vec![], reply: None }
+    }
+
+    fn results(mut self) -> Vec<OpResult> {
+        self.deferred.sort_by_key(|(i, _)| *i);
+        self.immediate.extend(self.deferred.into_iter().map(|(_, r)| r));
+        self.immediate
+    }
+}
+
+/// Whether a waited-for process has settled: supervisord's `onwait` callbacks.
+fn wait_outcome(
+    kind: WaitKind,
+    state: ProcessState,
+    spawnerr: &str,
+    name: &str,
+) -> Option<Result<(), Fault>> {
+    match kind {
+        WaitKind::Start if !spawnerr.is_empty() => Some(Err(Fault::new(FaultCode::SpawnError, name))),
+        WaitKind::Start if !matches!(state, ProcessState::Starting | ProcessState::Running) => {
+            Some(Err(Fault::new(FaultCode::AbnormalTermination, name)))
+        }
+        WaitKind::Start => (state == ProcessState::Running).then_some(Ok(())),
+        WaitKind::Stop => state.is_stopped().then_some(Ok(())),
+    }
 }
 
 /// Why [`Engine::run`] returned.
@@ -542,7 +577,10 @@ impl Engine {
             env.push((k.into(), v.into()));
         };
         set("SUPERVISOR_ENABLED", "1");
-        if let Some(url) = &p.cfg.serverurl {
+        // An explicit empty serverurl means none; AUTO (None) means the daemon's own.
+        if let Some(url) =
+            p.cfg.serverurl.as_ref().or(self.config.serverurl.as_ref()).filter(|u| !u.is_empty())
+        {
             set("SUPERVISOR_SERVER_URL", url);
         }
         set("SUPERVISOR_PROCESS_NAME", &p.cfg.name);
@@ -623,46 +661,39 @@ impl Engine {
             tries: t.tries,
             expected: t.expected,
         });
+        self.settle_waiters(id, t.to);
+    }
+
+    /// Resolve waiters' pending entries for `id`, now in `state`.
+    fn settle_waiters(&mut self, id: ProcId, state: ProcessState) {
         let Some(p) = self.procs.get(&id) else { return };
-        let spawnerr = p.machine.spawnerr.clone();
         let mut done = Vec::new();
         for (wi, w) in self.waiters.iter_mut().enumerate() {
-            let Some(pos) = w.pending.iter().position(|(pid, _)| *pid == id) else { continue };
-            let name = &w.pending[pos].1;
-            let outcome = match w.kind {
-                WaitKind::Start => {
-                    if !spawnerr.is_empty() {
-                        Some(Err(Fault::new(FaultCode::SpawnError, name.clone())))
-                    } else if !matches!(t.to, ProcessState::Starting | ProcessState::Running) {
-                        Some(Err(Fault::new(FaultCode::AbnormalTermination, name.clone())))
-                    } else if t.to == ProcessState::Running {
-                        Some(Ok(()))
-                    } else {
-                        None
-                    }
-                }
-                WaitKind::Stop => t.to.is_stopped().then_some(Ok(())),
+            let Some(pos) = w.pending.iter().position(|(pid, _, _)| *pid == id) else { continue };
+            let Some(outcome) = wait_outcome(w.kind, state, &p.machine.spawnerr, &w.pending[pos].1) else {
+                continue;
             };
-            if let Some(outcome) = outcome {
-                let (_, _) = w.pending.remove(pos);
-                w.results.push(match &outcome {
+            let (_, _, idx) = w.pending.remove(pos);
+            w.deferred.push((
+                idx,
+                match &outcome {
                     Ok(()) => OpResult::ok(&p.group, &p.cfg.name),
                     Err(f) => OpResult::fault(&p.group, &p.cfg.name, f),
-                });
-                if let (true, Err(f)) = (w.single, outcome) {
-                    if let Some(reply) = w.reply.take() {
-                        let _ = reply.send(Err(f));
-                    }
+                },
+            ));
+            if let (true, Err(f)) = (w.single, outcome) {
+                if let Some(reply) = w.reply.take() {
+                    let _ = reply.send(Err(f));
                 }
-                if w.pending.is_empty() {
-                    done.push(wi);
-                }
+            }
+            if w.pending.is_empty() {
+                done.push(wi);
             }
         }
         for wi in done.into_iter().rev() {
             let mut w = self.waiters.remove(wi);
             if let Some(reply) = w.reply.take() {
-                let _ = reply.send(Ok(w.results));
+                let _ = reply.send(Ok(w.results()));
             }
         }
     }
@@ -908,22 +939,21 @@ impl Engine {
             }
         };
         let single = matches!(target, Target::Process { .. });
-        let mut waiter =
-            Waiter { kind: WaitKind::Start, single, pending: vec![], results: vec![], reply: None };
-        for id in ids {
+        let mut waiter = Waiter::new(WaitKind::Start, single);
+        for (idx, id) in ids.into_iter().enumerate() {
             if !single && self.procs[&id].machine.state().is_running() {
                 continue;
             }
             let p = &self.procs[&id];
             let (group, pname) = (p.group.clone(), p.cfg.name.clone());
             match self.start_one(id, wait) {
-                Ok(true) => waiter.results.push(OpResult::ok(&group, &pname)),
-                Ok(false) => waiter.pending.push((id, self.namespec(id))),
+                Ok(true) => waiter.immediate.push(OpResult::ok(&group, &pname)),
+                Ok(false) => waiter.pending.push((id, self.namespec(id), idx)),
                 Err(f) if single => {
                     let _ = reply.send(Err(f));
                     return;
                 }
-                Err(f) => waiter.results.push(OpResult::fault(&group, &pname, &f)),
+                Err(f) => waiter.immediate.push(OpResult::fault(&group, &pname, &f)),
             }
         }
         self.settle(waiter, reply);
@@ -942,10 +972,9 @@ impl Engine {
             }
         };
         let single = matches!(target, Target::Process { .. });
-        let mut waiter =
-            Waiter { kind: WaitKind::Stop, single, pending: vec![], results: vec![], reply: None };
-        // Stop in reverse priority order, as supervisord's stop_all.
-        for id in ids.into_iter().rev() {
+        let mut waiter = Waiter::new(WaitKind::Stop, single);
+        // Priority order, as supervisord's stopProcessGroup (only shutdown goes in reverse).
+        for (idx, id) in ids.into_iter().enumerate() {
             let state = self.procs[&id].machine.state();
             let name = self.namespec(id);
             let (group, pname) = (self.procs[&id].group.clone(), self.procs[&id].cfg.name.clone());
@@ -956,8 +985,9 @@ impl Engine {
                 }
                 continue;
             }
+            // No reap here: exits arrive through SIGCHLD, so every stop of a batch
+            // settles as supervisord's do, in process order.
             self.feed(id, Event::Stop);
-            self.reap();
             let p = &self.procs[&id];
             if p.machine.state() == ProcessState::Unknown {
                 let f = Fault::new(FaultCode::Failed, p.machine.spawnerr.clone());
@@ -965,23 +995,31 @@ impl Engine {
                     let _ = reply.send(Err(f));
                     return;
                 }
-                waiter.results.push(OpResult::fault(&group, &pname, &f));
+                waiter.immediate.push(OpResult::fault(&group, &pname, &f));
             } else if !wait || p.machine.state().is_stopped() {
-                waiter.results.push(OpResult::ok(&group, &pname));
+                waiter.immediate.push(OpResult::ok(&group, &pname));
             } else {
-                waiter.pending.push((id, name));
+                waiter.pending.push((id, name, idx));
             }
         }
         self.settle(waiter, reply);
     }
 
-    /// Reply now if nothing is pending, else park the waiter.
+    /// Park the waiter, then settle what already happened: a process started or
+    /// stopped earlier in the same command may have changed state (reaped) before
+    /// the waiter existed. Replies at once when nothing is left pending.
     fn settle(&mut self, mut waiter: Waiter, reply: oneshot::Sender<Result<Vec<OpResult>, Fault>>) {
         if waiter.pending.is_empty() {
-            let _ = reply.send(Ok(waiter.results));
-        } else {
-            waiter.reply = Some(reply);
-            self.waiters.push(waiter);
+            let _ = reply.send(Ok(waiter.results()));
+            return;
+        }
+        waiter.reply = Some(reply);
+        let ids: Vec<ProcId> = waiter.pending.iter().map(|(id, _, _)| *id).collect();
+        self.waiters.push(waiter);
+        for id in ids {
+            if let Some(state) = self.procs.get(&id).map(|p| p.machine.state()) {
+                self.settle_waiters(id, state);
+            }
         }
     }
 
@@ -1310,6 +1348,8 @@ impl Engine {
 
     fn config_info(&self) -> Vec<ConfigInfo> {
         let mut v = Vec::new();
+        // The last file read, as supervisord: a group gone from it is not listed
+        // even while it is still active.
         for g in &self.config.groups {
             let active = self.groups.get(&g.name);
             for pcfg in &g.processes {

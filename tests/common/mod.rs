@@ -518,3 +518,147 @@ pub fn can_unshare() -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// The real Python supervisord (next to `python()`) on the same kind of config as [`Daemon`],
+/// for side-by-side comparisons. Stopped (and its children with it) on drop.
+pub struct Reference {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub sock: PathBuf,
+}
+
+impl Reference {
+    /// Start supervisord with `programs` after [`preamble`]; `None` when it is not installed.
+    pub fn start(programs: &str) -> Option<Reference> {
+        let bin = python()?.with_file_name("supervisord");
+        if !bin.exists() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "{}{}",
+            preamble(dir.path()),
+            programs.replace("{dir}", &dir.path().display().to_string())
+        );
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn supervisord");
+        let r = Reference { child: Some(child), dir, conf, sock };
+        wait_for("supervisord to answer", DEADLINE, || ctl(&r.conf, &["pid"]).1 == 0);
+        Some(r)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Wait for supervisord to exit (after `shutdown`).
+    pub fn wait_exit(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            wait_for("supervisord to exit", DEADLINE, || matches!(child.try_wait(), Ok(Some(_))));
+        }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < DEADLINE {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run the stock `supervisorctl -c conf args…`; returns (stdout+stderr, exit code).
+/// Panics if it runs longer than a minute (a server that never answers).
+pub fn ctl(conf: &Path, args: &[&str]) -> (String, i32) {
+    let bin = supervisorctl().expect("supervisorctl installed");
+    let out = tempfile::NamedTempFile::new().expect("temp file");
+    let mut child = Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.reopen().expect("reopen")))
+        .stderr(Stdio::from(out.reopen().expect("reopen")))
+        .spawn()
+        .expect("spawn supervisorctl");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait supervisorctl") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("supervisorctl {args:?} did not finish within 60 s (server never answered)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (std::fs::read_to_string(out.path()).unwrap_or_default(), status.code().unwrap_or(-1))
+}
+
+/// Make two servers' outputs comparable: the temp dir becomes `{dir}`, pids `N`,
+/// uptimes `T`, stop times (`Nov 25 01:23 PM`) `DATE`, lines that are only a number `PID`.
+pub fn normalise(text: &str, dir: &Path) -> String {
+    let text = text.replace(&dir.display().to_string(), "{dir}");
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str("PID");
+            out.push_str(&line[body.len()..]);
+            continue;
+        }
+        let mut s = body.to_string();
+        for (word, repl) in [("pid ", "pid N"), ("uptime ", "uptime T"), ("with pid ", "with pid N")] {
+            let mut from = 0;
+            while let Some(i) = s[from..].find(word).map(|i| i + from) {
+                let rest = &s[i + word.len()..];
+                let n = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b':').count();
+                if n == 0 {
+                    from = i + word.len();
+                    continue;
+                }
+                s.replace_range(i..i + word.len() + n, repl);
+                from = i + repl.len();
+            }
+        }
+        // `%b %d %I:%M %p`, e.g. `Nov 25 01:23 PM`.
+        let b = s.as_bytes();
+        if b.len() >= 15 {
+            let tail = &s[s.len() - 15..];
+            let t = tail.as_bytes();
+            if t[0].is_ascii_uppercase()
+                && t[3] == b' '
+                && t[6] == b' '
+                && t[9] == b':'
+                && (tail.ends_with(" AM") || tail.ends_with(" PM"))
+            {
+                let cut = s.len() - 15;
+                s.replace_range(cut.., "DATE");
+            }
+        }
+        out.push_str(&s);
+        out.push_str(&line[body.len()..]);
+    }
+    out
+}
