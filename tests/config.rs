@@ -765,7 +765,8 @@ fn rich_fixture_loads() {
     assert_eq!(web.kill_mode, KillMode::Group);
     assert_eq!(web.oom_score_adj, Some(500));
     assert_eq!(web.limits.memory_high, Some(400 << 20));
-    assert_eq!(web.serverurl.as_deref(), Some("unix:///tmp/corral-rich.sock"));
+    assert_eq!(web.serverurl, None, "AUTO, resolved once for the daemon");
+    assert_eq!(c.serverurl.as_deref(), Some("unix:///tmp/corral-rich.sock"));
     let e = env_map(web);
     assert_eq!((e["APP_ENV"], e["LANG"], e["GREETING"]), ("production", "C.UTF-8", "hello world"));
 
