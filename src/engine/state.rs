@@ -541,7 +541,7 @@ mod tests {
         }
     }
 
-    fn cfg() -> ProcessConfig {
+    pub(super) fn cfg() -> ProcessConfig {
         ProcessConfig {
             name: "p".into(),
             program: "p".into(),
@@ -944,53 +944,10 @@ mod restart_policy_tests {
     use crate::config::{Backoff, RestartPolicy};
 
     fn cfg(policy: RestartPolicy) -> ProcessConfig {
-        let mut c = tests_support::base();
+        let mut c = super::tests::cfg();
         c.autorestart = AutoRestart::Always;
         c.restart = policy;
         c
-    }
-
-    mod tests_support {
-        use crate::config::*;
-        pub fn base() -> ProcessConfig {
-            let ch = ChannelConfig {
-                logfile: LogFile::None,
-                maxbytes: 0,
-                backups: 0,
-                capture_maxbytes: 0,
-                events_enabled: false,
-                syslog: false,
-            };
-            ProcessConfig {
-                name: "p".into(),
-                program: "p".into(),
-                section: "program:p".into(),
-                file: "t.conf".into(),
-                command: "/bin/true".into(),
-                directory: None,
-                umask: None,
-                priority: 999,
-                autostart: true,
-                autorestart: AutoRestart::Unexpected,
-                startsecs: 1,
-                startretries: 3,
-                exitcodes: vec![0],
-                stopsignal: 15,
-                stopwaitsecs: 10,
-                stopasgroup: false,
-                killasgroup: false,
-                user: None,
-                redirect_stderr: false,
-                stdout: ch.clone(),
-                stderr: ch,
-                environment: vec![],
-                serverurl: None,
-                kill_mode: KillMode::Cgroup,
-                limits: Limits::default(),
-                oom_score_adj: None,
-                restart: RestartPolicy::default(),
-            }
-        }
     }
 
     /// Run, stay up `run_secs`, exit; returns the actions of the exit.
