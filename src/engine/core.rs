@@ -927,11 +927,7 @@ impl Engine {
         wait: bool,
         reply: oneshot::Sender<Result<Vec<OpResult>, Fault>>,
     ) {
-        if let Err(f) = self.check_mood() {
-            let _ = reply.send(Err(f));
-            return;
-        }
-        let ids = match self.targets(&target) {
+        let ids = match self.check_mood().and_then(|_| self.targets(&target)) {
             Ok(ids) => ids,
             Err(f) => {
                 let _ = reply.send(Err(f));
@@ -960,11 +956,7 @@ impl Engine {
     }
 
     fn cmd_stop(&mut self, target: Target, wait: bool, reply: oneshot::Sender<Result<Vec<OpResult>, Fault>>) {
-        if let Err(f) = self.check_mood() {
-            let _ = reply.send(Err(f));
-            return;
-        }
-        let ids = match self.targets(&target) {
+        let ids = match self.check_mood().and_then(|_| self.targets(&target)) {
             Ok(ids) => ids,
             Err(f) => {
                 let _ = reply.send(Err(f));
