@@ -288,13 +288,16 @@ impl Backend for UnifiedBackend {
             .into_iter()
             .filter(|c| !(adopted && c.file_name().is_some_and(|n| n == DAEMON_LEAF)))
             .collect();
+        // Count before killing: after cgroup.kill the processes may already be gone.
+        let mut found = Vec::new();
         for dir in &stale {
+            fsutil::pids_recursive(dir, &mut found)?;
             let kill_file = dir.join("cgroup.kill");
             if kill_file.exists() {
                 fsutil::write(&kill_file, "1")?;
             }
         }
-        let killed = fsutil::kill_trees(&stale, std::time::Duration::from_secs(5))?;
+        let killed = fsutil::kill_trees(&stale, std::time::Duration::from_secs(5))?.max(found.len());
         for dir in &stale {
             fsutil::rmdir_tree(dir)?;
         }
