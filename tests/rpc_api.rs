@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corral::config::model::{
-    AutoRestart, ChannelConfig, Credentials, InetHttpServerConfig, KillMode, Limits, LogFile, ProcessConfig,
-    UnixHttpServerConfig,
+    Credentials, InetHttpServerConfig, LogFile, ProcessConfig, UnixHttpServerConfig,
 };
 use corral::ctl::client::{Client, ClientError, ServerUrl};
 use corral::engine::{
@@ -78,44 +77,13 @@ fn pinfo(
 }
 
 fn pconfig(name: &str) -> ProcessConfig {
-    let chan = |maxbytes| ChannelConfig {
-        logfile: LogFile::Auto,
-        maxbytes,
-        backups: 10,
-        capture_maxbytes: 0,
-        events_enabled: false,
-        syslog: false,
-    };
-    ProcessConfig {
-        name: name.into(),
-        program: name.into(),
-        section: format!("program:{name}"),
-        file: "/etc/corral.conf".into(),
-        command: format!("/bin/{name}"),
-        directory: None,
-        umask: None,
-        priority: 999,
-        autostart: true,
-        autorestart: AutoRestart::Unexpected,
-        startsecs: 1,
-        startretries: 3,
-        exitcodes: vec![0],
-        stopsignal: 15,
-        stopwaitsecs: 10,
-        stopasgroup: false,
-        killasgroup: false,
-        user: None,
-        redirect_stderr: false,
-        // 3 GiB does not fit an XML-RPC int: it must come back clamped, not break the client.
-        stdout: chan(3 * 1024 * 1024 * 1024),
-        stderr: chan(50 * 1024 * 1024),
-        environment: vec![],
-        serverurl: None,
-        kill_mode: KillMode::Cgroup,
-        limits: Limits::default(),
-        oom_score_adj: None,
-        restart: Default::default(),
-    }
+    let mut p = ProcessConfig::new(name, &format!("/bin/{name}"));
+    p.file = "/etc/corral.conf".into();
+    p.stdout.logfile = LogFile::Auto;
+    p.stderr.logfile = LogFile::Auto;
+    // 3 GiB does not fit an XML-RPC int: it must come back clamped, not break the client.
+    p.stdout.maxbytes = 3 * 1024 * 1024 * 1024;
+    p
 }
 
 fn ok_or(group: &str, name: &str, fault: Option<Fault>) -> OpResult {

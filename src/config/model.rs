@@ -404,6 +404,50 @@ pub struct ProcessConfig {
     pub restart: RestartPolicy,
 }
 
+impl ProcessConfig {
+    /// A process with supervisord's defaults for every option (`[program:<name>]`,
+    /// `command=<command>`, logs NONE), for programs built without a file.
+    pub fn new(name: &str, command: &str) -> ProcessConfig {
+        let channel = ChannelConfig {
+            logfile: LogFile::None,
+            maxbytes: 50 * 1024 * 1024,
+            backups: 10,
+            capture_maxbytes: 0,
+            events_enabled: false,
+            syslog: false,
+        };
+        ProcessConfig {
+            name: name.into(),
+            program: name.into(),
+            section: format!("program:{name}"),
+            file: PathBuf::new(),
+            command: command.into(),
+            directory: None,
+            umask: None,
+            priority: 999,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            startsecs: 1,
+            startretries: 3,
+            exitcodes: vec![0],
+            stopsignal: 15,
+            stopwaitsecs: 10,
+            stopasgroup: false,
+            killasgroup: false,
+            user: None,
+            redirect_stderr: false,
+            stdout: channel.clone(),
+            stderr: channel,
+            environment: vec![],
+            serverurl: None,
+            kill_mode: KillMode::Cgroup,
+            limits: Limits::default(),
+            oom_score_adj: None,
+            restart: RestartPolicy::default(),
+        }
+    }
+}
+
 /// corral: how restarts are paced. The default is exactly supervisord's:
 /// linear backoff between failed starts, immediate restart after a crash
 /// from RUNNING, no rate limit.

@@ -293,6 +293,12 @@ impl Engine {
             self.procs.insert(id, Proc::new(&cfg.name, pcfg, output));
             members.push(id);
         }
+        if self.cgroups.mode() != cgroup::Mode::None {
+            // Once per activation, not per spawn: the group cgroup carries the shared budget.
+            if let Err(e) = self.cgroups.prepare_group(&cfg.name, &cfg.limits) {
+                tracing::warn!("cannot prepare the cgroup of group {}: {e}", cfg.name);
+            }
+        }
         tracing::debug!(group = name, "added process group");
         self.listeners.group_added(&cfg, &self.config.supervisord.identifier); // events: pool before its GROUP_ADDED
         self.notify(Notice::GroupAdded(name.to_string()));
@@ -536,12 +542,8 @@ impl Engine {
             return Ok(None);
         }
         let p = &self.procs[&id];
-        let group_limits = self.groups.get(&p.group).map(|g| g.cfg.limits.clone()).unwrap_or_default();
-        let placed = self
-            .cgroups
-            .prepare_group(&p.group, &group_limits)
-            .and_then(|_| self.cgroups.prepare_process(&p.group, &p.cfg.name, &p.cfg.limits));
-        match placed {
+        // The group's cgroup and its limits were set up when the group was activated.
+        match self.cgroups.prepare_process(&p.group, &p.cfg.name, &p.cfg.limits) {
             Ok(pl) => Ok(Some(pl)),
             // supervisord's behaviour leaves processes behind; they keep the old leaf busy.
             Err(e) if p.cfg.kill_mode == KillMode::Process => {

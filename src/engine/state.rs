@@ -527,50 +527,9 @@ impl Machine {
 mod tests {
     //! One test per transition, driven by a fake clock.
     use super::*;
-    use crate::config::{ChannelConfig, KillMode, Limits, LogFile};
-    use std::path::PathBuf;
-
-    fn channel() -> ChannelConfig {
-        ChannelConfig {
-            logfile: LogFile::None,
-            maxbytes: 0,
-            backups: 0,
-            capture_maxbytes: 0,
-            events_enabled: false,
-            syslog: false,
-        }
-    }
 
     pub(super) fn cfg() -> ProcessConfig {
-        ProcessConfig {
-            name: "p".into(),
-            program: "p".into(),
-            section: "program:p".into(),
-            file: PathBuf::from("t.conf"),
-            command: "/bin/true".into(),
-            directory: None,
-            umask: None,
-            priority: 999,
-            autostart: true,
-            autorestart: AutoRestart::Unexpected,
-            startsecs: 1,
-            startretries: 3,
-            exitcodes: vec![0],
-            stopsignal: 15,
-            stopwaitsecs: 10,
-            stopasgroup: false,
-            killasgroup: false,
-            user: None,
-            redirect_stderr: false,
-            stdout: channel(),
-            stderr: channel(),
-            environment: vec![],
-            serverurl: None,
-            kill_mode: KillMode::Cgroup,
-            limits: Limits::default(),
-            oom_score_adj: None,
-            restart: Default::default(),
-        }
+        ProcessConfig::new("p", "/bin/true")
     }
 
     struct T {

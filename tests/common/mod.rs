@@ -96,23 +96,10 @@ impl Daemon {
     /// Run corrald on `text`; ready once it answers (with `auth`, a 401 counts).
     /// Unless `args` choose a bus, D-Bus is off: tests never touch a host's system bus.
     fn launch(dir: tempfile::TempDir, text: &str, args: &[String], auth: bool) -> Daemon {
-        let conf = dir.path().join("corral.conf");
-        std::fs::write(&conf, text).expect("write config");
-        let sock = dir.path().join("corral.sock");
         let no_bus = !args.iter().any(|a| a.starts_with("--dbus"));
-        let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
-            .arg("-c")
-            .arg(&conf)
-            .args(if no_bus { &["--dbus", "none"][..] } else { &[][..] })
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
-            ))
-            .spawn()
-            .expect("spawn corrald");
-        let d = Daemon { child: Some(child), dir, conf, sock };
+        let mut all: Vec<&str> = if no_bus { vec!["--dbus", "none"] } else { vec![] };
+        all.extend(args.iter().map(String::as_str));
+        let d = Daemon::spawn_full(dir, text, &[], &[], false, &all);
         wait_for("corrald to answer on its socket", DEADLINE, || {
             match d.try_call("supervisor.getPID", vec![]) {
                 Ok(_) => true,
@@ -121,6 +108,46 @@ impl Daemon {
             }
         });
         d
+    }
+
+    /// Write `<dir>/corral.conf` and start `wrapper… corrald [-n] -c <conf> args…` with
+    /// `env` added and stderr in `<dir>/corrald.stderr`; does not wait.
+    fn spawn_full(
+        dir: tempfile::TempDir,
+        text: &str,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+        foreground: bool,
+        args: &[&str],
+    ) -> Daemon {
+        let conf = dir.path().join("corral.conf");
+        std::fs::write(&conf, text).expect("write config");
+        let sock = dir.path().join("corral.sock");
+        let corrald = env!("CARGO_BIN_EXE_corrald");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(corrald);
+                c
+            }
+            None => Command::new(corrald),
+        };
+        if foreground {
+            cmd.arg("-n");
+        }
+        let child = cmd
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
+            ))
+            .spawn()
+            .expect("spawn corrald");
+        Daemon { child: Some(child), dir, conf, sock }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -192,20 +219,25 @@ impl Daemon {
     }
 }
 
+/// SIGTERM a daemon and wait for it (generously), then SIGKILL what is left.
+pub fn terminate(mut child: Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let start = Instant::now();
-            while start.elapsed() < DEADLINE {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 }
@@ -408,28 +440,7 @@ impl Daemon {
     /// `env` added (e.g. `NOTIFY_SOCKET`, or `unshare …` as the wrapper). Does not wait
     /// for the socket: callers wait for what they test.
     pub fn spawn_with(dir: tempfile::TempDir, text: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
-        let conf = dir.path().join("corral.conf");
-        std::fs::write(&conf, text).expect("write config");
-        let sock = dir.path().join("corral.sock");
-        let corrald = env!("CARGO_BIN_EXE_corrald");
-        let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(corrald);
-                c
-            }
-            None => Command::new(corrald),
-        };
-        cmd.arg("-n").arg("-c").arg(&conf).envs(env.iter().copied());
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file"),
-            ))
-            .spawn()
-            .expect("spawn corrald");
-        Daemon { child: Some(child), dir, conf, sock }
+        Daemon::spawn_full(dir, text, env, wrapper, true, &[])
     }
 
     /// Wait until the daemon answers on its socket.
@@ -571,18 +582,8 @@ impl Reference {
 
 impl Drop for Reference {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let start = Instant::now();
-            while start.elapsed() < DEADLINE {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 }
