@@ -277,12 +277,19 @@ def settle_quick(rs):
     return rs
 call('startAllProcesses nowait',
      lambda: settle_quick(sorted(S.startAllProcesses(False), key=lambda r: (r['group'], r['name']))))
-call('stopAllProcesses nowait', lambda: sorted(S.stopAllProcesses(False), key=lambda r: (r['group'], r['name'])))
+# quick may or may not still be starting here (it exits at once): leave it out.
+call('stopAllProcesses nowait',
+     lambda: [r for r in sorted(S.stopAllProcesses(False), key=lambda r: (r['group'], r['name']))
+              if r['name'] != 'quick'])
 
 # restart (reload) is compared by supervisorctl_compat's `reload`; here it would only
 # add supervisord 4.3.0's occasional unanswered request while it rebinds its socket.
 # shutdown last: afterwards supervisor.* answers SHUTDOWN_STATE (stubborn ignores
 # SIGTERM, so the shutdown lasts stopwaitsecs and the server is still there to answer)
+t = time.time()
+while S.getProcessInfo('stubborn')['statename'] not in ('STOPPED', 'EXITED', 'FATAL'):
+    check(time.time() - t < 60, 'stubborn stopped before it is started again')
+    time.sleep(0.1)
 call('startProcess stubborn', S.startProcess, 'stubborn')
 call('shutdown', S.shutdown)
 call('getState SHUTDOWN_STATE', S.getState)
@@ -323,23 +330,33 @@ fn run(
 #[test]
 fn every_method_and_fault_matches_supervisord() {
     let Some(py) = python() else { return skip("no Python with supervisor (set CORRAL_TEST_PYTHON)") };
-    let mut reference = match Reference::start(PROGRAMS) {
-        Some(r) => r,
-        None => return skip("no supervisord"),
-    };
-    let r = run(&py, &reference.sock, reference.dir.path(), &reference.conf);
-    reference.wait_exit();
-    let mut d = Daemon::start(PROGRAMS);
-    let c = run(&py, &d.sock, d.dir.path(), &d.conf);
-    d.wait_exit();
-    let mut diffs = Vec::new();
-    for (a, b) in c.iter().zip(r.iter()) {
-        if a != b {
-            diffs.push(format!("  {}\n    corrald:     {}\n    supervisord: {}", a[0], a[1], b[1]));
+    // supervisord's own answers depend on when its one-second loop runs (a process that
+    // exits at once may or may not have been reaped yet), so on a loaded machine one
+    // pairing can differ by timing alone: a second, fresh pairing must then match exactly.
+    let mut last = Vec::new();
+    for _ in 0..2 {
+        let mut reference = match Reference::start(PROGRAMS) {
+            Some(r) => r,
+            None => return skip("no supervisord"),
+        };
+        let r = run(&py, &reference.sock, reference.dir.path(), &reference.conf);
+        reference.wait_exit();
+        let mut d = Daemon::start(PROGRAMS);
+        let c = run(&py, &d.sock, d.dir.path(), &d.conf);
+        d.wait_exit();
+        assert_eq!(c.len(), r.len());
+        last = c
+            .iter()
+            .zip(r.iter())
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("  {}\n    corrald:     {}\n    supervisord: {}", a[0], a[1], b[1]))
+            .collect();
+        if last.is_empty() {
+            return;
         }
+        eprintln!("{} results differed, pairing again:\n{}", last.len(), last.join("\n"));
     }
-    assert_eq!(c.len(), r.len());
-    assert!(diffs.is_empty(), "{} of {} results differ:\n{}", diffs.len(), c.len(), diffs.join("\n"));
+    panic!("{} results differ in two pairings:\n{}", last.len(), last.join("\n"));
 }
 
 /// superlance's memmon, run once as a plain client with a listener's environment and one
