@@ -138,11 +138,16 @@ fn a_group_dependency_waits_for_every_member() {
 fn a_failed_dependency_leaves_its_dependents_stopped_with_the_reason() {
     let d = Daemon::start(
         "[program:a]\ncommand=sleep 1000\nstartsecs=0\nrequires=b\n\n\
-         [program:b]\ncommand=/bin/false\nstartsecs=1\nstartretries=0\n",
+         [program:b]\ncommand=/bin/false\nstartsecs=1\nstartretries=0\n\n\
+         [program:c]\ncommand=sleep 1000\nstartsecs=0\nrequires=a\n",
     );
     d.wait_state("b", "FATAL");
     wait_for("a to give up", DEADLINE, || description(&d, "a") == "dependency b failed (FATAL)");
     assert_eq!(d.state("a"), "STOPPED");
+    wait_for("c to give up", DEADLINE, || {
+        description(&d, "c") == "dependency a not started: dependency b failed (FATAL)"
+    });
+    assert_eq!(d.state("c"), "STOPPED");
     assert!(log_pos(&d, "spawned: 'a'").is_none(), "a never starts:\n{}", d.main_log());
 
     // startProcess(wait) retries b and fails with the reason instead of hanging.

@@ -492,6 +492,9 @@ impl Engine {
                 return Gate::Wait;
             }
             if required && state != ProcessState::Running {
+                if let (Some(why), ProcessState::Stopped) = (&d.blocked, state) {
+                    return Gate::Fail(format!("dependency {} not started: {why}", self.namespec(dep)));
+                }
                 let how = match state {
                     ProcessState::Stopped | ProcessState::Stopping => "is not running",
                     _ => "failed",
@@ -1326,14 +1329,19 @@ impl Engine {
         if !self.any_deps() {
             return ids;
         }
+        let live = |id: &ProcId| {
+            let p = &self.procs[id];
+            p.machine.state().is_running() || p.held == Some(Held::Start)
+        };
         let mut all = ids.clone();
         let mut i = 0;
         while i < all.len() {
-            for (d, required) in self.dependents_of(all[i]) {
-                let p = &self.procs[&d];
-                let live = p.machine.state().is_running() || p.held == Some(Held::Start);
-                if required && live && !all.contains(&d) {
-                    all.push(d);
+            // A target that is not running is not stopped, so nothing follows from it.
+            if live(&all[i]) {
+                for (d, required) in self.dependents_of(all[i]) {
+                    if required && live(&d) && !all.contains(&d) {
+                        all.push(d);
+                    }
                 }
             }
             i += 1;
