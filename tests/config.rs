@@ -826,6 +826,8 @@ fn requires_and_after_name_programs_and_groups() {
     assert_eq!(web.after, vec![Dependency::Program("log".into())]);
     assert!(program(&c, "db").requires.is_empty(), "dependencies are opt-in");
     assert!(warnings(&c).is_empty(), "{:?}", warnings(&c));
+    assert!(describe(&c).contains("  process web\n"), "{}", describe(&c));
+    assert!(describe(&c).contains("    requires=db,cache:* after=log\n"), "{}", describe(&c));
 }
 
 #[test]

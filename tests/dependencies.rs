@@ -192,3 +192,30 @@ fn the_start_rate_limit_stops_a_crash_loop_in_fatal_saying_why() {
     d.wait_state("loop", "FATAL");
     assert_eq!(description(&d, "loop"), "start rate limit reached: 3 starts within 60 seconds");
 }
+
+#[test]
+fn a_program_dependency_means_all_of_its_numprocs() {
+    let d = Daemon::start(
+        "[program:a]\ncommand=sleep 1000\nstartsecs=0\nrequires=w\n\n\
+         [program:w]\ncommand=sleep 1000\nstartsecs=1\nnumprocs=2\nprocess_name=w_%(process_num)s\n",
+    );
+    d.wait_state("a", "RUNNING");
+    let spawned = wait_log(&d, "spawned: 'a'");
+    assert!(wait_log(&d, "success: w_0 entered RUNNING state") < spawned);
+    assert!(wait_log(&d, "success: w_1 entered RUNNING state") < spawned);
+}
+
+#[test]
+fn stopping_a_waiting_program_withdraws_its_start() {
+    let d = Daemon::start(
+        "[program:a]\ncommand=sleep 1000\nstartsecs=0\nautostart=false\nrequires=b\n\n\
+         [program:b]\ncommand=sleep 1000\nstartsecs=5\nautostart=false\n",
+    );
+    assert_eq!(d.call("supervisor.startProcess", vec![s("a"), Value::Boolean(false)]), Value::Boolean(true));
+    assert_eq!(d.state("b"), "STARTING", "a's start pulled b in");
+    assert_eq!(description(&d, "a"), "waiting for b");
+    assert_eq!(d.call("supervisor.stopProcess", vec![s("a")]), Value::Boolean(true));
+    d.wait_state("b", "RUNNING");
+    assert_eq!(d.state("a"), "STOPPED");
+    assert!(log_pos(&d, "spawned: 'a'").is_none(), "a never starts:\n{}", d.main_log());
+}
