@@ -166,11 +166,12 @@ fn wait_outcome(
     held: Option<Held>,
     blocked: Option<&str>,
 ) -> Option<Result<(), Fault>> {
+    if let (WaitKind::Start, ProcessState::Stopped, Some(why)) = (kind, state, blocked) {
+        // A dependency failed: the reason follows the name.
+        return Some(Err(Fault::new(FaultCode::SpawnError, format!("{name}: {why}"))));
+    }
     match kind {
         WaitKind::Start if held == Some(Held::Start) => None,
-        WaitKind::Start if state == ProcessState::Stopped && blocked.is_some() => {
-            Some(Err(Fault::new(FaultCode::SpawnError, format!("{name}: {}", blocked.unwrap_or_default()))))
-        }
         WaitKind::Start if !spawnerr.is_empty() => Some(Err(Fault::new(FaultCode::SpawnError, name))),
         WaitKind::Start if !matches!(state, ProcessState::Starting | ProcessState::Running) => {
             Some(Err(Fault::new(FaultCode::AbnormalTermination, name)))
