@@ -102,6 +102,8 @@ fn minimal_program_has_supervisord_defaults() {
         limits: Limits::default(),
         oom_score_adj: None,
         restart: Default::default(),
+        requires: vec![],
+        after: vec![],
     };
     assert_eq!(p, &expected);
     assert!(p.file.ends_with("t.conf"));
@@ -811,4 +813,47 @@ fn restart_policy_options_parse_and_default_to_supervisords() {
         msg.contains("backoff") && msg.contains("'fast'") && msg.contains("'linear' or 'exponential'"),
         "{msg}"
     );
+}
+
+#[test]
+fn requires_and_after_name_programs_and_groups() {
+    let c = load_text(
+        "[supervisord]\n[program:db]\ncommand=x\n[program:web]\ncommand=x\nrequires=db, cache:*\n\
+         after = log\n[program:log]\ncommand=x\n[program:redis]\ncommand=x\n[group:cache]\nprograms=redis\n",
+    );
+    let web = program(&c, "web");
+    assert_eq!(web.requires, vec![Dependency::Program("db".into()), Dependency::Group("cache".into())]);
+    assert_eq!(web.after, vec![Dependency::Program("log".into())]);
+    assert!(program(&c, "db").requires.is_empty(), "dependencies are opt-in");
+    assert!(warnings(&c).is_empty(), "{:?}", warnings(&c));
+    assert!(describe(&c).contains("  process web\n"), "{}", describe(&c));
+    assert!(describe(&c).contains("    requires=db,cache:* after=log\n"), "{}", describe(&c));
+}
+
+#[test]
+fn unknown_dependency_is_an_error_at_its_line() {
+    let (err, f) = error_of("[supervisord]\n[program:a]\ncommand=x\nrequires=b\n");
+    assert_eq!(err.location().line, Some(4));
+    assert_eq!(err.to_string(), format!("{f}:4: [program:a] requires: invalid value 'b': expected the name of a program in this configuration (requires= names unknown program b)"));
+    let (err, _) = error_of("[supervisord]\n[program:a]\ncommand=x\n\nafter=nogroup:*\n");
+    assert_eq!(err.location().line, Some(5));
+    assert_eq!(err.message(), "after= names unknown group nogroup:*");
+    let (err, _) = error_of("[supervisord]\n[program:a]\ncommand=x\nrequires=g:b\n");
+    assert_eq!(err.message(), "invalid dependency 'g:b'");
+}
+
+#[test]
+fn dependency_cycle_is_an_error_naming_the_cycle() {
+    let (err, f) = error_of(
+        "[supervisord]\n[program:a]\ncommand=x\nrequires=b\n[program:b]\ncommand=x\nafter=c\n\
+         [program:c]\ncommand=x\nrequires=a\n",
+    );
+    assert_eq!(err.to_string(), format!("{f}:4: [program:a] requires: dependency cycle: a -> b -> c -> a"));
+    // Through a group, and a program naming itself.
+    let (err, _) = error_of(
+        "[supervisord]\n[program:a]\ncommand=x\nafter=g:*\n[program:b]\ncommand=x\n[group:g]\nprograms=a,b\n",
+    );
+    assert_eq!(err.message(), "dependency cycle: a -> a");
+    let (err, _) = error_of("[supervisord]\n[program:a]\ncommand=x\nrequires = a\n");
+    assert_eq!(err.message(), "dependency cycle: a -> a");
 }

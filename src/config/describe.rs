@@ -48,7 +48,7 @@ pub fn describe_limits(l: &Limits) -> String {
 }
 
 /// Lists groups (in start order) and their processes with the settings an
-/// operator checks first: command, autostart, priority, logs and limits.
+/// operator checks first: command, autostart, priority, logs, limits and dependencies.
 pub fn describe(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "config: {}", config.source.display());
@@ -94,6 +94,10 @@ pub fn describe(config: &Config) -> String {
                 }
             );
             let _ = writeln!(out, "    kill_mode={:?} limits: {}", p.kill_mode, describe_limits(&p.limits));
+            let list = |deps: &[Dependency]| deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+            if !p.requires.is_empty() || !p.after.is_empty() {
+                let _ = writeln!(out, "    requires={} after={}", list(&p.requires), list(&p.after));
+            }
         }
     }
     out

@@ -46,6 +46,8 @@ pub const PROGRAM_OPTIONS: &[&str] = &[
     "backoff_reset",
     "start_limit_burst",
     "start_limit_interval",
+    "requires",
+    "after",
 ];
 
 /// Extra options of `[eventlistener:x]`.

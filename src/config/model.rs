@@ -402,6 +402,11 @@ pub struct ProcessConfig {
     pub oom_score_adj: Option<i32>,
     /// corral: restart pacing beyond supervisord's (all opt-in).
     pub restart: RestartPolicy,
+    /// corral `requires=`: started along with this process and ready (RUNNING)
+    /// before it is spawned; a failed one keeps it stopped.
+    pub requires: Vec<Dependency>,
+    /// corral `after=`: ordering only; waits for these while they are starting.
+    pub after: Vec<Dependency>,
 }
 
 impl ProcessConfig {
@@ -444,6 +449,36 @@ impl ProcessConfig {
             limits: Limits::default(),
             oom_score_adj: None,
             restart: RestartPolicy::default(),
+            requires: Vec::new(),
+            after: Vec::new(),
+        }
+    }
+}
+
+/// corral: what a `requires=`/`after=` entry names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dependency {
+    /// `name`: every process of `[program:name]` (all of its `numprocs`).
+    Program(String),
+    /// `name:*`: every process of group `name`.
+    Group(String),
+}
+
+impl Dependency {
+    /// Whether `cfg`, a member of group `group`, is one of the processes named.
+    pub fn matches(&self, group: &str, cfg: &ProcessConfig) -> bool {
+        match self {
+            Dependency::Program(name) => cfg.program == *name,
+            Dependency::Group(name) => group == name,
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dependency::Program(name) => f.write_str(name),
+            Dependency::Group(name) => write!(f, "{name}:*"),
         }
     }
 }

@@ -108,7 +108,118 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
 
     // A stable sort keeps file order for equal (priority, name), as Python's.
     groups.sort_by(|a, b| (a.priority, a.name.as_bytes()).cmp(&(b.priority, b.name.as_bytes())));
+    check_dependencies(p, &groups)?;
     Ok(groups)
+}
+
+/// corral `requires=`/`after=`: every name must exist and the programs must
+/// not depend on each other in a circle.
+fn check_dependencies(p: &Parser, groups: &[GroupConfig]) -> Result<(), ConfigError> {
+    // One node per section (a numprocs program is one node), in file-independent order.
+    let mut nodes: Vec<(&str, &ProcessConfig)> = Vec::new();
+    for g in groups {
+        for proc in &g.processes {
+            if !nodes.iter().any(|(_, n)| n.section == proc.section) {
+                nodes.push((&g.name, proc));
+            }
+        }
+    }
+    for (_, proc) in &nodes {
+        for (option, deps) in [("requires", &proc.requires), ("after", &proc.after)] {
+            for dep in deps {
+                let known = match dep {
+                    Dependency::Program(_) => nodes.iter().any(|(g, n)| dep.matches(g, n)),
+                    Dependency::Group(name) => groups.iter().any(|g| g.name == *name),
+                };
+                if !known {
+                    let what = match dep {
+                        Dependency::Program(_) => "program",
+                        Dependency::Group(_) => "group",
+                    };
+                    return Err(p
+                        .error_at(&proc.section, option, format!("{option}= names unknown {what} {dep}"))
+                        .invalid(dep.to_string(), format!("the name of a {what} in this configuration")));
+                }
+            }
+        }
+    }
+    // Edges from a node to the nodes it depends on, with the option that made each.
+    let edges: Vec<Vec<(usize, &str)>> = nodes
+        .iter()
+        .map(|(_, proc)| {
+            let mut out = Vec::new();
+            for (option, deps) in [("requires", &proc.requires), ("after", &proc.after)] {
+                for dep in deps {
+                    for (j, (g, n)) in nodes.iter().enumerate() {
+                        if dep.matches(g, n) && !out.iter().any(|(k, _)| *k == j) {
+                            out.push((j, option));
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    if let Some(cycle) = find_cycle(&edges) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| nodes[i].1.program.as_str())
+            .chain([nodes[cycle[0]].1.program.as_str()])
+            .collect();
+        let first = nodes[cycle[0]].1;
+        let option = edges[cycle[0]]
+            .iter()
+            .find(|(j, _)| *j == cycle[1 % cycle.len()])
+            .map(|(_, o)| *o)
+            .unwrap_or("requires");
+        return Err(p.error_at(&first.section, option, format!("dependency cycle: {}", names.join(" -> "))));
+    }
+    Ok(())
+}
+
+/// The first cycle found by a depth-first search, as the nodes along it.
+fn find_cycle(edges: &[Vec<(usize, &str)>]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        edges: &[Vec<(usize, &str)>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[i] = Mark::OnPath;
+        path.push(i);
+        for &(j, _) in &edges[i] {
+            match marks[j] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|&k| k == j).unwrap_or(0);
+                    return Some(path[start..].to_vec());
+                }
+                Mark::New => {
+                    if let Some(c) = visit(j, edges, marks, path) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[i] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    for i in 0..edges.len() {
+        if marks[i] == Mark::New {
+            if let Some(c) = visit(i, edges, &mut marks, &mut Vec::new()) {
+                return Some(c);
+            }
+        }
+    }
+    None
 }
 
 fn sort_processes(processes: &mut [ProcessConfig]) {
@@ -411,6 +522,9 @@ fn process_section(
             named("start_limit_interval", seconds),
         )?,
     };
+    // New options, read without `%` expansion like the limits.
+    let requires = p.convert_raw_opt(s, "requires", values::dependencies)?.unwrap_or_default();
+    let after = p.convert_raw_opt(s, "after", values::dependencies)?.unwrap_or_default();
 
     let section_file = p.ini.section(s).map(|x| x.file).unwrap_or(0);
     let source_file = p.path_of(section_file);
@@ -482,6 +596,8 @@ fn process_section(
             limits: limits.clone(),
             oom_score_adj,
             restart: restart.clone(),
+            requires: requires.clone(),
+            after: after.clone(),
         });
     }
     sort_processes(&mut processes);

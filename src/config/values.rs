@@ -454,6 +454,29 @@ pub fn set_limit(limits: &mut super::model::Limits, key: &str, raw: &str) -> Res
     Ok(())
 }
 
+/// corral `requires`/`after`: program names and `group:*`, separated by
+/// commas or white space.
+pub fn dependencies(s: &str) -> ValueResult<Vec<super::model::Dependency>> {
+    const EXPECTED: &str = "program names or group:* entries, separated by commas or spaces";
+    let mut out = Vec::new();
+    for word in s.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+        let dep = match word.strip_suffix(":*") {
+            Some(group) => super::model::Dependency::Group(group.to_string()),
+            None => super::model::Dependency::Program(word.to_string()),
+        };
+        let name = match &dep {
+            super::model::Dependency::Program(n) | super::model::Dependency::Group(n) => n,
+        };
+        if name.is_empty() || name.contains([':', '/', '*']) {
+            return Err(BadValue::new(format!("invalid dependency {}", py_repr(word)), EXPECTED));
+        }
+        if !out.contains(&dep) {
+            out.push(dep);
+        }
+    }
+    Ok(out)
+}
+
 /// corral `backoff`: `linear` or `exponential`.
 pub fn backoff(s: &str) -> ValueResult<super::model::Backoff> {
     match s.trim().to_lowercase().as_str() {

@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::*;
+use super::deps;
 use super::empty_watch::EmptyWatch;
 use super::info;
 use super::output::Output;
@@ -47,6 +48,31 @@ pub(crate) struct Proc {
     /// The main pid exited but its cgroup still holds processes: the exit is
     /// reported once the cgroup is empty ("stopped" means nothing is left).
     draining: Option<Drain>,
+    /// A start or stop held back by `requires=`/`after=`.
+    held: Option<Held>,
+    /// Why the last start request did not start it: a dependency failed.
+    blocked: Option<String>,
+}
+
+/// A request waiting for dependencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Starts once every dependency is ready.
+    Start,
+    /// Stops once every dependent being stopped has stopped.
+    Stop,
+}
+
+/// What a held start may do now.
+enum Gate {
+    Wait,
+    Go,
+    Fail(String),
+}
+
+/// Whether the process names any dependency.
+fn has_deps(cfg: &ProcessConfig) -> bool {
+    !cfg.requires.is_empty() || !cfg.after.is_empty()
 }
 
 impl Proc {
@@ -63,6 +89,8 @@ impl Proc {
             last_oom: false,
             cpu: CpuSampler::new(),
             draining: None,
+            held: None,
+            blocked: None,
         }
     }
 }
@@ -135,8 +163,15 @@ fn wait_outcome(
     state: ProcessState,
     spawnerr: &str,
     name: &str,
+    held: Option<Held>,
+    blocked: Option<&str>,
 ) -> Option<Result<(), Fault>> {
+    if let (WaitKind::Start, ProcessState::Stopped, Some(why)) = (kind, state, blocked) {
+        // A dependency failed: the reason follows the name.
+        return Some(Err(Fault::new(FaultCode::SpawnError, format!("{name}: {why}"))));
+    }
     match kind {
+        WaitKind::Start if held == Some(Held::Start) => None,
         WaitKind::Start if !spawnerr.is_empty() => Some(Err(Fault::new(FaultCode::SpawnError, name))),
         WaitKind::Start if !matches!(state, ProcessState::Starting | ProcessState::Running) => {
             Some(Err(Fault::new(FaultCode::AbnormalTermination, name)))
@@ -167,8 +202,13 @@ pub struct Engine {
     waiters: Vec<Waiter>,
     mood: Mood,
     rx: mpsc::Receiver<Command>,
-    /// Groups still to stop for a shutdown/restart, highest priority first.
-    stop_queue: Vec<String>,
+    /// Processes still to stop for a shutdown/restart, in waves: highest priority
+    /// group first, dependents before their dependencies.
+    stop_queue: Vec<Vec<ProcId>>,
+    /// Processes with a [`Held`] request.
+    held: BTreeSet<ProcId>,
+    /// `resolve_held` is running (or requests are being held): do not re-enter.
+    resolving: bool,
     /// Replies to `shutdown`/`restart` sent when the daemon is about to act.
     next_id: ProcId,
     base_env: Vec<(OsString, OsString)>,
@@ -213,6 +253,8 @@ impl Engine {
             mood: Mood::Running,
             rx,
             stop_queue: Vec::new(),
+            held: BTreeSet::new(),
+            resolving: false,
             next_id: 1,
             base_env,
             daemon_path,
@@ -314,16 +356,234 @@ impl Engine {
     }
 
     fn autostart(&mut self) {
-        for g in self.groups_in_priority() {
-            let members = self.groups[&g].members.clone();
-            for id in members {
-                let p = &self.procs[&id];
-                if p.cfg.autostart && !p.machine.ever_started() && p.machine.state() == ProcessState::Stopped
-                {
-                    self.feed(id, Event::Start);
+        for id in self.start_sequence() {
+            let p = &self.procs[&id];
+            if p.cfg.autostart
+                && !p.machine.ever_started()
+                && p.machine.state() == ProcessState::Stopped
+                && p.held.is_none()
+            {
+                self.request_start(id);
+            }
+        }
+    }
+
+    /// Every active process in start order: groups by priority, members by
+    /// priority, moved after what they depend on.
+    fn start_sequence(&self) -> Vec<ProcId> {
+        let ids: Vec<ProcId> =
+            self.groups_in_priority().iter().flat_map(|g| self.sorted_members(&self.groups[g])).collect();
+        self.dependency_order(ids)
+    }
+
+    // ----- dependencies (requires=, after=) ---------------------------------
+
+    fn any_deps(&self) -> bool {
+        self.procs.values().any(|p| has_deps(&p.cfg))
+    }
+
+    /// `ids` reordered so that each comes after what it depends on among them;
+    /// unchanged without dependencies.
+    fn dependency_order(&self, ids: Vec<ProcId>) -> Vec<ProcId> {
+        if !self.any_deps() {
+            return ids;
+        }
+        let nodes: Vec<deps::Node<ProcId>> = ids
+            .iter()
+            .map(|&id| deps::Node {
+                id,
+                group: self.procs[&id].group.clone(),
+                deps: self.deps_of(id).into_iter().map(|(d, _)| d).filter(|d| ids.contains(d)).collect(),
+            })
+            .collect();
+        deps::start_order(&nodes)
+    }
+
+    /// What `id` depends on among the active processes, with whether it is required.
+    fn deps_of(&self, id: ProcId) -> Vec<(ProcId, bool)> {
+        let Some(p) = self.procs.get(&id) else { return vec![] };
+        let mut out: Vec<(ProcId, bool)> = Vec::new();
+        for (list, required) in [(&p.cfg.requires, true), (&p.cfg.after, false)] {
+            for dep in list {
+                for g in self.groups.values() {
+                    for &m in &g.members {
+                        if m != id
+                            && dep.matches(&g.cfg.name, &self.procs[&m].cfg)
+                            && !out.iter().any(|(o, _)| *o == m)
+                        {
+                            out.push((m, required));
+                        }
+                    }
                 }
             }
         }
+        out
+    }
+
+    /// Active processes that depend on `id`, with whether they require it.
+    fn dependents_of(&self, id: ProcId) -> Vec<(ProcId, bool)> {
+        let mut out = Vec::new();
+        for g in self.groups.values() {
+            for &m in &g.members {
+                if has_deps(&self.procs[&m].cfg) {
+                    if let Some(&(_, required)) = self.deps_of(m).iter().find(|(d, _)| *d == id) {
+                        out.push((m, required));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Start `id`: at once without dependencies, else held until they are
+    /// ready. Stopped `requires=` dependencies are started first (systemd's way).
+    fn request_start(&mut self, id: ProcId) {
+        // No gate is judged while the dependencies are still being pulled in.
+        let outer = std::mem::replace(&mut self.resolving, true);
+        let mut seen = vec![id];
+        self.hold_start(id, &mut seen);
+        self.resolving = outer;
+        self.resolve_held();
+    }
+
+    fn hold_start(&mut self, id: ProcId, seen: &mut Vec<ProcId>) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        p.blocked = None;
+        if !has_deps(&p.cfg) {
+            self.feed(id, Event::Start);
+            return;
+        }
+        p.held = Some(Held::Start);
+        self.held.insert(id);
+        for (dep, required) in self.deps_of(id) {
+            if !required || seen.contains(&dep) {
+                continue;
+            }
+            seen.push(dep);
+            let d = &self.procs[&dep];
+            let idle = matches!(
+                d.machine.state(),
+                ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal
+            );
+            if d.held.is_none() && idle {
+                tracing::info!("starting {} (required by {})", self.namespec(dep), self.namespec(id));
+                self.hold_start(dep, seen);
+            }
+        }
+    }
+
+    /// Whether a held start of `id` can go ahead, must wait, or has failed.
+    fn start_gate(&self, id: ProcId) -> Gate {
+        let p = &self.procs[&id];
+        for dep in &p.cfg.requires {
+            let loaded = self
+                .groups
+                .values()
+                .any(|g| g.members.iter().any(|m| dep.matches(&g.cfg.name, &self.procs[m].cfg)));
+            if !loaded {
+                return Gate::Fail(format!("dependency {dep} is not loaded"));
+            }
+        }
+        for (dep, required) in self.deps_of(id) {
+            let d = &self.procs[&dep];
+            let state = d.machine.state();
+            let coming = d.held == Some(Held::Start)
+                || matches!(state, ProcessState::Starting | ProcessState::Backoff);
+            if coming {
+                return Gate::Wait;
+            }
+            if required && state != ProcessState::Running {
+                if let (Some(why), ProcessState::Stopped) = (&d.blocked, state) {
+                    return Gate::Fail(format!("dependency {} not started: {why}", self.namespec(dep)));
+                }
+                let how = match state {
+                    ProcessState::Stopped | ProcessState::Stopping => "is not running",
+                    _ => "failed",
+                };
+                return Gate::Fail(format!("dependency {} {how} ({})", self.namespec(dep), state.name()));
+            }
+        }
+        Gate::Go
+    }
+
+    /// Whether a held stop of `id` can go ahead: no dependent is still stopping.
+    fn stop_gate(&self, id: ProcId) -> bool {
+        self.dependents_of(id).iter().all(|(d, _)| {
+            let p = &self.procs[d];
+            p.held != Some(Held::Stop) && p.machine.state() != ProcessState::Stopping
+        })
+    }
+
+    /// Carry out every held request whose dependencies now allow it. Runs after
+    /// each fed event, so a dependent moves as soon as the transition it waits
+    /// for happens; nothing polls.
+    fn resolve_held(&mut self) {
+        if self.resolving || self.held.is_empty() {
+            return;
+        }
+        self.resolving = true;
+        loop {
+            let mut progressed = false;
+            for id in self.held.clone() {
+                let Some(held) = self.procs.get(&id).and_then(|p| p.held) else {
+                    self.held.remove(&id);
+                    continue;
+                };
+                match held {
+                    Held::Start => match self.start_gate(id) {
+                        Gate::Wait => {}
+                        Gate::Go => {
+                            self.release(id);
+                            self.feed(id, Event::Start);
+                            progressed = true;
+                        }
+                        Gate::Fail(why) => {
+                            self.release(id);
+                            tracing::info!("not starting {}: {why}", self.namespec(id));
+                            let p = self.procs.get_mut(&id).expect("held ids exist");
+                            p.blocked = Some(why);
+                            let state = p.machine.state();
+                            self.settle_waiters(id, state);
+                            progressed = true;
+                        }
+                    },
+                    Held::Stop => {
+                        if self.stop_gate(id) {
+                            self.release(id);
+                            self.feed(id, Event::Stop);
+                            progressed = true;
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.resolving = false;
+    }
+
+    fn release(&mut self, id: ProcId) {
+        self.held.remove(&id);
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.held = None;
+        }
+    }
+
+    /// What a held start waits for, for its description.
+    fn waiting_for(&self, id: ProcId) -> String {
+        let names: Vec<String> = self
+            .deps_of(id)
+            .into_iter()
+            .filter(|(d, required)| {
+                let p = &self.procs[d];
+                p.held == Some(Held::Start)
+                    || matches!(p.machine.state(), ProcessState::Starting | ProcessState::Backoff)
+                    || (*required && p.machine.state() != ProcessState::Running)
+            })
+            .map(|(d, _)| self.namespec(d))
+            .collect();
+        format!("waiting for {}", names.join(", "))
     }
 
     // ----- the state machine driver ---------------------------------------
@@ -347,6 +607,7 @@ impl Engine {
             }
         }
         self.rearm(id);
+        self.resolve_held();
     }
 
     fn act(&mut self, id: ProcId, action: Action) -> Option<Event> {
@@ -672,7 +933,9 @@ impl Engine {
         let mut done = Vec::new();
         for (wi, w) in self.waiters.iter_mut().enumerate() {
             let Some(pos) = w.pending.iter().position(|(pid, _, _)| *pid == id) else { continue };
-            let Some(outcome) = wait_outcome(w.kind, state, &p.machine.spawnerr, &w.pending[pos].1) else {
+            let (name, blocked) = (&w.pending[pos].1, p.blocked.as_deref());
+            let Some(outcome) = wait_outcome(w.kind, state, &p.machine.spawnerr, name, p.held, blocked)
+            else {
                 continue;
             };
             let (_, _, idx) = w.pending.remove(pos);
@@ -907,16 +1170,23 @@ impl Engine {
             return Err(Fault::new(code, e.to_string()));
         }
         let state = p.machine.state();
-        if state.is_running() {
+        if state.is_running() || p.held == Some(Held::Start) {
             return Err(Fault::new(FaultCode::AlreadyStarted, name));
         }
         if state == ProcessState::Unknown {
             return Err(Fault::new(FaultCode::Failed, format!("{name} is in an unknown process state")));
         }
-        self.feed(id, Event::Start);
+        self.request_start(id);
         // Pick up an instant exit now rather than after the reply.
         self.reap();
         let p = &self.procs[&id];
+        if let Some(why) = &p.blocked {
+            return Err(Fault::new(FaultCode::SpawnError, format!("{name}: {why}")));
+        }
+        if p.held == Some(Held::Start) {
+            // Answered when the dependencies are ready and it runs, or one fails.
+            return Ok(!wait);
+        }
         if !p.machine.spawnerr.is_empty() {
             return Err(Fault::new(FaultCode::SpawnError, name));
         }
@@ -938,8 +1208,11 @@ impl Engine {
         };
         let single = matches!(target, Target::Process { .. });
         let mut waiter = Waiter::new(WaitKind::Start, single);
+        // A batch starts dependencies before what needs them, so each is reported.
+        let ids = self.dependency_order(ids);
         for (idx, id) in ids.into_iter().enumerate() {
-            if !single && self.procs[&id].machine.state().is_running() {
+            let p = &self.procs[&id];
+            if !single && (p.machine.state().is_running() || p.held == Some(Held::Start)) {
                 continue;
             }
             let p = &self.procs[&id];
@@ -967,15 +1240,49 @@ impl Engine {
         };
         let single = matches!(target, Target::Process { .. });
         let mut waiter = Waiter::new(WaitKind::Stop, single);
+        let requested = ids.len();
+        let mut ids = self.with_dependents(ids);
+        // Processes that require a target stop first; they are not reported.
+        for id in ids.split_off(requested) {
+            if self.procs[&id].held == Some(Held::Start) {
+                self.withdraw_start(id);
+            } else if self.procs[&id].machine.state().is_running() {
+                self.hold_stop(id);
+            }
+        }
         // Priority order, as supervisord's stopProcessGroup (only shutdown goes in reverse).
         for (idx, id) in ids.into_iter().enumerate() {
-            let state = self.procs[&id].machine.state();
+            let p = &self.procs[&id];
+            let (group, pname) = (p.group.clone(), p.cfg.name.clone());
+            if p.held == Some(Held::Start) {
+                self.withdraw_start(id);
+                waiter.immediate.push(OpResult::ok(&group, &pname));
+                continue;
+            }
+            let state = p.machine.state();
             let name = self.namespec(id);
-            let (group, pname) = (self.procs[&id].group.clone(), self.procs[&id].cfg.name.clone());
+            if p.held == Some(Held::Stop) {
+                if !wait {
+                    waiter.immediate.push(OpResult::ok(&group, &pname));
+                } else {
+                    waiter.pending.push((id, name, idx));
+                }
+                continue;
+            }
             if !state.is_running() {
                 if single {
                     let _ = reply.send(Err(Fault::new(FaultCode::NotRunning, name)));
                     return;
+                }
+                continue;
+            }
+            if !self.stop_gate(id) {
+                // Its dependents stop first.
+                self.hold_stop(id);
+                if !wait {
+                    waiter.immediate.push(OpResult::ok(&group, &pname));
+                } else {
+                    waiter.pending.push((id, name, idx));
                 }
                 continue;
             }
@@ -997,6 +1304,69 @@ impl Engine {
             }
         }
         self.settle(waiter, reply);
+    }
+
+    /// A held start is given up (a stop request, shutdown): it stays stopped.
+    fn withdraw_start(&mut self, id: ProcId) {
+        self.release(id);
+        if let Some(state) = self.procs.get(&id).map(|p| p.machine.state()) {
+            self.settle_waiters(id, state);
+        }
+    }
+
+    /// Stop `id` once its dependents have stopped (at once when none is stopping).
+    fn hold_stop(&mut self, id: ProcId) {
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.held = Some(Held::Stop);
+            self.held.insert(id);
+        }
+        self.resolve_held();
+    }
+
+    /// The stop targets `ids` plus every running process that requires one of
+    /// them (systemd stops what requires a stopped unit), dependents first; the
+    /// targets keep their order otherwise and the added ones follow them.
+    fn with_dependents(&self, ids: Vec<ProcId>) -> Vec<ProcId> {
+        if !self.any_deps() {
+            return ids;
+        }
+        let live = |id: &ProcId| {
+            let p = &self.procs[id];
+            p.machine.state().is_running() || p.held == Some(Held::Start)
+        };
+        let mut all = ids.clone();
+        let mut i = 0;
+        while i < all.len() {
+            // A target that is not running is not stopped, so nothing follows from it.
+            if live(&all[i]) {
+                for (d, required) in self.dependents_of(all[i]) {
+                    if required && live(&d) && !all.contains(&d) {
+                        all.push(d);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let order = |list: &[ProcId]| -> Vec<ProcId> {
+            let nodes: Vec<deps::Node<ProcId>> = list
+                .iter()
+                .map(|&id| deps::Node {
+                    id,
+                    group: self.procs[&id].group.clone(),
+                    // Reversed edges: a process waits for its dependents.
+                    deps: self
+                        .dependents_of(id)
+                        .into_iter()
+                        .map(|(d, _)| d)
+                        .filter(|d| list.contains(d))
+                        .collect(),
+                })
+                .collect();
+            deps::start_order(&nodes)
+        };
+        let mut out = order(&all[..ids.len()]);
+        out.extend(order(&all[ids.len()..]));
+        out
     }
 
     /// Park the waiter, then settle what already happened: a process started or
@@ -1118,9 +1488,12 @@ impl Engine {
                 }
                 self.timers.retain(|(_, pid, _)| *pid != id);
                 self.empty.unwatch(id);
+                self.held.remove(&id);
                 p.output.close();
             }
         }
+        // A held start that required a removed process fails now.
+        self.resolve_held();
         Ok(())
     }
 
@@ -1265,30 +1638,41 @@ impl Engine {
     fn begin_stop_all(&mut self, mood: Mood) {
         self.mood = mood;
         self.notify(Notice::Mood(mood));
-        let mut order = self.groups_in_priority();
-        order.reverse();
-        self.stop_queue = order;
+        // Held starts never happen now; held stops are part of the waves below.
+        for id in std::mem::take(&mut self.held) {
+            let start = self.procs.get(&id).is_some_and(|p| p.held == Some(Held::Start));
+            self.release(id);
+            if start {
+                self.withdraw_start(id);
+            }
+        }
+        let nodes: Vec<deps::Node<ProcId>> = self
+            .groups_in_priority()
+            .iter()
+            .flat_map(|g| self.sorted_members(&self.groups[g]))
+            .map(|id| deps::Node {
+                id,
+                group: self.procs[&id].group.clone(),
+                deps: self.deps_of(id).into_iter().map(|(d, _)| d).collect(),
+            })
+            .collect();
+        self.stop_queue = deps::stop_waves(&nodes);
         self.advance_stop_all();
     }
 
-    /// Stop groups one at a time, highest priority number first. True when all are stopped.
+    /// Stop a wave at a time: groups from the highest priority number, members in
+    /// reverse, dependents before their dependencies. True when all are stopped.
     fn advance_stop_all(&mut self) -> bool {
-        while let Some(name) = self.stop_queue.first().cloned() {
-            let members = match self.groups.get(&name) {
-                Some(g) => self.sorted_members(g),
-                None => {
-                    self.stop_queue.remove(0);
-                    continue;
-                }
-            };
-            for &id in members.iter().rev() {
+        while let Some(wave) = self.stop_queue.first().cloned() {
+            let members: Vec<ProcId> = wave.into_iter().filter(|id| self.procs.contains_key(id)).collect();
+            for &id in &members {
                 match self.procs[&id].machine.state() {
                     ProcessState::Running | ProcessState::Starting => self.feed(id, Event::Stop),
                     ProcessState::Backoff => self.feed(id, Event::GiveUp),
                     _ => {}
                 }
             }
-            if members.iter().all(|id| self.procs[id].machine.state().is_stopped()) {
+            if members.iter().all(|id| self.procs.get(id).is_none_or(|p| p.machine.state().is_stopped())) {
                 self.stop_queue.remove(0);
             } else {
                 return false;
@@ -1320,6 +1704,7 @@ impl Engine {
                 }
                 self.timers.retain(|(_, pid, _)| *pid != id);
                 self.empty.unwatch(id);
+                self.held.remove(&id);
                 p.output.close();
             }
         }
@@ -1336,6 +1721,11 @@ impl Engine {
         if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
         {
             i.description = "OOM killed".into();
+        }
+        if p.held == Some(Held::Start) {
+            i.description = self.waiting_for(id);
+        } else if let (Some(why), ProcessState::Stopped) = (&p.blocked, i.state) {
+            i.description = why.clone();
         }
         i
     }

@@ -2,6 +2,7 @@
 
 pub mod api;
 mod core;
+mod deps;
 mod empty_watch;
 pub mod info;
 mod listeners;

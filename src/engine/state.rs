@@ -954,6 +954,36 @@ mod restart_policy_tests {
     }
 
     #[test]
+    fn a_paced_restart_never_happens_before_its_deadline() {
+        let c = cfg(RestartPolicy { backoff: Some(Backoff::Exponential), ..RestartPolicy::default() });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        run_and_crash(&mut m, &c, &mut t, 2);
+        run_and_crash(&mut m, &c, &mut t, 2);
+        // Waiting 2 s: an early wake-up (another timer, a command) restarts nothing.
+        let early = m.handle(&c, Event::Deadline, Clock { mono: t + Duration::from_millis(1999), wall: 0 });
+        assert!(early.is_empty(), "{early:?}");
+        assert_eq!(m.state(), ProcessState::Backoff);
+        let on_time = m.handle(&c, Event::Deadline, Clock { mono: t + Duration::from_secs(2), wall: 0 });
+        assert!(on_time.contains(&Action::Spawn), "{on_time:?}");
+    }
+
+    #[test]
+    fn linear_backoff_paces_crashes_from_running_one_second_more_each_time() {
+        let c = cfg(RestartPolicy { backoff: Some(Backoff::Linear), ..RestartPolicy::default() });
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        let waits: Vec<u64> = (0..4)
+            .map(|_| {
+                run_and_crash(&mut m, &c, &mut t, 2);
+                assert_eq!(m.state(), ProcessState::Backoff);
+                (m.deadline().expect("a paced restart") - t).as_secs()
+            })
+            .collect();
+        assert_eq!(waits, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
     fn backoff_max_caps_the_wait() {
         let c = cfg(RestartPolicy {
             backoff: Some(Backoff::Exponential),

@@ -39,7 +39,12 @@ fn with_given_name(mut f: Fault, name: &str) -> Fault {
             | FaultCode::SpawnError
             | FaultCode::AbnormalTermination
     ) {
-        f.detail = Some(name.to_string());
+        // corral adds a reason after `: ` (a failed dependency); the name is still the client's.
+        let reason = f.detail.as_deref().and_then(|d| d.split_once(": ")).map(|(_, r)| r.to_string());
+        f.detail = Some(match reason {
+            Some(r) => format!("{name}: {r}"),
+            None => name.to_string(),
+        });
     }
     f
 }
