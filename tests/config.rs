@@ -102,6 +102,7 @@ fn minimal_program_has_supervisord_defaults() {
         limits: Limits::default(),
         oom_score_adj: None,
         restart: Default::default(),
+        health: Default::default(),
     };
     assert_eq!(p, &expected);
     assert!(p.file.ends_with("t.conf"));

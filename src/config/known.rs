@@ -46,6 +46,14 @@ pub const PROGRAM_OPTIONS: &[&str] = &[
     "backoff_reset",
     "start_limit_burst",
     "start_limit_interval",
+    "ready",
+    "ready_timeout",
+    "healthcheck",
+    "healthcheck_interval",
+    "healthcheck_timeout",
+    "healthcheck_retries",
+    "healthcheck_action",
+    "watchdog_sec",
 ];
 
 /// Extra options of `[eventlistener:x]`.

@@ -402,6 +402,8 @@ pub struct ProcessConfig {
     pub oom_score_adj: Option<i32>,
     /// corral: restart pacing beyond supervisord's (all opt-in).
     pub restart: RestartPolicy,
+    /// corral: readiness, health check and watchdog (all opt-in).
+    pub health: super::readiness::HealthConfig,
 }
 
 impl ProcessConfig {
@@ -444,6 +446,7 @@ impl ProcessConfig {
             limits: Limits::default(),
             oom_score_adj: None,
             restart: RestartPolicy::default(),
+            health: Default::default(),
         }
     }
 }

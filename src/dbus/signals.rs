@@ -89,6 +89,7 @@ async fn on_notice(
         }
         Notice::Mood(_)
         | Notice::LimitsChanged { .. }
+        | Notice::Unhealthy { .. }
         | Notice::RemoteCommunication { .. }
         | Notice::Output { .. } => {}
     }
