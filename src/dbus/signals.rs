@@ -87,9 +87,10 @@ async fn on_notice(
             }
             emit_properties(conn, handle, &group, &name).await;
         }
+        // The description (health) changed.
+        Notice::Unhealthy { group, name, .. } => emit_properties(conn, handle, &group, &name).await,
         Notice::Mood(_)
         | Notice::LimitsChanged { .. }
-        | Notice::Unhealthy { .. }
         | Notice::RemoteCommunication { .. }
         | Notice::Output { .. } => {}
     }

@@ -228,7 +228,8 @@ fn file_exists(path: &Path) -> Result<(), String> {
 async fn http_get(url: &str) -> Result<(), String> {
     let (host, port, path) = crate::config::readiness::http_target(url).map_err(str::to_string)?;
     let mut conn = TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-    let host_header = if port == 80 { host.clone() } else { format!("{host}:{port}") };
+    let bracketed = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    let host_header = if port == 80 { bracketed } else { format!("{bracketed}:{port}") };
     let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: corrald\r\nConnection: close\r\n\r\n"
     );

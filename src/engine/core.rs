@@ -74,6 +74,8 @@ struct Checks {
     reloading: bool,
     /// The task reading an `fd:N` readiness pipe.
     ready_fd: Option<tokio::task::JoinHandle<()>>,
+    /// The last readiness probe failure logged (each new reason is logged once).
+    last_error: Option<String>,
 }
 
 /// An `exec:` probe the engine forked.
@@ -1519,6 +1521,7 @@ impl Engine {
         let c = &mut p.checks;
         c.generation += 1;
         c.in_flight = false;
+        c.last_error = None;
         if let Some(task) = c.ready_fd.take() {
             task.abort();
         }
@@ -1650,7 +1653,10 @@ impl Engine {
             ProcessState::Starting => match result {
                 Ok(()) => self.feed(id, Event::Ready),
                 Err(why) => {
-                    tracing::debug!("{} is not ready yet: {why}", p.cfg.name);
+                    if p.checks.last_error.as_ref() != Some(&why) {
+                        tracing::debug!("{} is not ready yet: {why}", p.cfg.name);
+                        p.checks.last_error = Some(why);
+                    }
                     if matches!(p.cfg.health.ready, Readiness::Probe(_)) {
                         self.arm_check(id, Instant::now() + READY_PROBE_EVERY);
                     }
