@@ -222,16 +222,37 @@ pub fn health_action(s: &str) -> ValueResult<HealthAction> {
 /// Read the options of program section `s` with expansions `exp` (per process,
 /// so `%(process_num)d` can pick a port).
 pub(super) fn parse(p: &Parser, s: &str, exp: &Expansions) -> Result<HealthConfig, ConfigError> {
-    let ready = p.convert(s, "ready", exp, true, "startsecs", readiness)?;
-    let ready_timeout = p.convert(s, "ready_timeout", exp, true, "90", duration)?;
-    let healthcheck = match p.convert_opt(s, "healthcheck", exp, true, probe)? {
+    let ready = p.convert(s, "ready", exp, true, "startsecs", named("ready", readiness))?;
+    let ready_timeout = p.convert(s, "ready_timeout", exp, true, "90", named("ready_timeout", duration))?;
+    let healthcheck = match p.convert_opt(s, "healthcheck", exp, true, named("healthcheck", probe))? {
         None => None,
         Some(probe) => Some(HealthCheck {
             probe,
-            interval: p.convert(s, "healthcheck_interval", exp, true, "30", duration)?,
-            timeout: p.convert(s, "healthcheck_timeout", exp, true, "5", duration)?,
+            interval: p.convert(
+                s,
+                "healthcheck_interval",
+                exp,
+                true,
+                "30",
+                named("healthcheck_interval", duration),
+            )?,
+            timeout: p.convert(
+                s,
+                "healthcheck_timeout",
+                exp,
+                true,
+                "5",
+                named("healthcheck_timeout", duration),
+            )?,
             retries: p
-                .convert(s, "healthcheck_retries", exp, true, "3", super::values::unsigned::<u32>)?
+                .convert(
+                    s,
+                    "healthcheck_retries",
+                    exp,
+                    true,
+                    "3",
+                    named("healthcheck_retries", super::values::unsigned::<u32>),
+                )?
                 .max(1),
             action: p.convert(s, "healthcheck_action", exp, true, "restart", health_action)?,
         }),
@@ -241,8 +262,17 @@ pub(super) fn parse(p: &Parser, s: &str, exp: &Expansions) -> Result<HealthConfi
             return Err(p.error_at(s, "healthcheck_interval", "healthcheck_interval must be more than 0"));
         }
     }
-    let watchdog = p.convert_opt(s, "watchdog_sec", exp, true, duration)?.filter(|d| !d.is_zero());
+    let watchdog = p
+        .convert_opt(s, "watchdog_sec", exp, true, named("watchdog_sec", duration))?
+        .filter(|d| !d.is_zero());
     Ok(HealthConfig { ready, ready_timeout, healthcheck, watchdog })
+}
+
+/// Errors name the option, as supervisord's own do: `invalid 'ready' value 'x'`.
+fn named<T>(option: &'static str, parse: impl Fn(&str) -> ValueResult<T>) -> impl Fn(&str) -> ValueResult<T> {
+    move |v| {
+        parse(v).map_err(|b| BadValue::new(format!("invalid '{option}' value {}", py_repr(v)), b.expected))
+    }
 }
 
 #[cfg(test)]
