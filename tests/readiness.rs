@@ -139,3 +139,33 @@ fn a_plain_program_still_starts_after_startsecs_without_a_notify_socket() {
         std::fs::read_to_string(d.path("out")).is_ok_and(|o| o == "[]\n")
     });
 }
+
+#[test]
+fn start_with_wait_returns_only_once_the_program_is_ready() {
+    let d = Daemon::start("[program:worker]\ncommand=sleep 1000\nautostart=false\nready=file:{dir}/go\n");
+    let client = d.client();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(client.call("supervisor.startProcess", vec![s("worker"), dxr::Value::Boolean(true)]));
+    });
+    wait_spawned(&d, "worker");
+    wait_for("a failed probe", DEADLINE, || d.main_log().contains("is not ready yet"));
+    assert!(rx.try_recv().is_err(), "startProcess answered while the program was not ready");
+    touch(&d, "go");
+    let answer = rx.recv_timeout(DEADLINE).expect("startProcess to answer").expect("startProcess to succeed");
+    assert_eq!(answer, dxr::Value::Boolean(true));
+    assert_eq!(d.state("worker"), "RUNNING");
+    waiter.join().unwrap();
+}
+
+#[test]
+fn start_with_wait_fails_when_the_program_is_never_ready() {
+    let d = Daemon::start(
+        "[program:worker]\ncommand=sleep 1000\nautostart=false\nready=file:{dir}/never\nready_timeout=500ms\nstartretries=0\n",
+    );
+    let err = d
+        .try_call("supervisor.startProcess", vec![s("worker"), dxr::Value::Boolean(true)])
+        .expect_err("the start fails");
+    assert!(err.to_string().contains("SPAWN_ERROR: worker"), "{err}");
+    assert_eq!(d.state("worker"), "FATAL");
+}

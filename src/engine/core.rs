@@ -1594,6 +1594,10 @@ impl Engine {
         if let Some(dir) = &p.cfg.directory {
             command.current_dir(dir);
         }
+        // The check runs with the program's own credentials, never more.
+        if let Some(user) = &p.cfg.user {
+            command.uid(user.uid).gid(user.gid);
+        }
         match command.spawn() {
             Ok(child) => {
                 // The engine reaps it (waitpid(-1)); the handle is not needed.
