@@ -56,7 +56,7 @@ pub(crate) struct NotifySocket {
 impl NotifySocket {
     /// Bind `@corral/<identifier>/<daemon pid>/notify` and start the task that
     /// forwards datagrams to `tx`.
-    pub fn bind(identifier: &str, tx: mpsc::UnboundedSender<Report>) -> io::Result<NotifySocket> {
+    pub fn bind(identifier: &str, tx: mpsc::Sender<Report>) -> io::Result<NotifySocket> {
         let name = format!("corral/{identifier}/{}/notify", std::process::id());
         let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
         let sock = UnixDatagram::bind_addr(&addr)?;
@@ -73,7 +73,9 @@ impl NotifySocket {
                 match guard.try_io(|inner| recv_with_pid(inner.get_ref(), &mut buf)) {
                     Ok(Ok((pid, n))) => {
                         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                        if tx.send(Report::Notify { pid, text }).is_err() {
+                        // Awaiting a full channel leaves datagrams in the socket's
+                        // buffer, so a flood costs the kernel's memory, not ours.
+                        if tx.send(Report::Notify { pid, text }).await.is_err() {
                             return;
                         }
                     }
@@ -160,7 +162,7 @@ pub(crate) fn watch_ready_fd(
     fd: OwnedFd,
     id: ProcId,
     generation: u64,
-    tx: mpsc::UnboundedSender<Report>,
+    tx: mpsc::Sender<Report>,
 ) -> io::Result<tokio::task::JoinHandle<()>> {
     // SAFETY: as for the notify socket: the `AsyncFd` owns the descriptor.
     let afd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
@@ -181,7 +183,7 @@ pub(crate) fn watch_ready_fd(
                 Err(_would_block) => continue,
             }
         };
-        let _ = tx.send(Report::Check { id, generation, result });
+        let _ = tx.send(Report::Check { id, generation, result }).await;
     }))
 }
 
@@ -192,7 +194,7 @@ pub(crate) fn spawn_probe(
     timeout: Duration,
     id: ProcId,
     generation: u64,
-    tx: mpsc::UnboundedSender<Report>,
+    tx: mpsc::Sender<Report>,
 ) {
     tokio::spawn(async move {
         let result = match tokio::time::timeout(timeout, run_probe(&probe)).await {
@@ -201,7 +203,7 @@ pub(crate) fn spawn_probe(
                 Err(format!("{} timed out after {}", probe.describe(), super::state::secs_text(timeout)))
             }
         };
-        let _ = tx.send(Report::Check { id, generation, result });
+        let _ = tx.send(Report::Check { id, generation, result }).await;
     });
 }
 

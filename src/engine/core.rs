@@ -228,8 +228,8 @@ pub struct Engine {
     /// Event listener pools and the event bus (`listeners.rs`).
     listeners: super::listeners::Listeners,
     /// Reports of notify messages and checks (`checks.rs`).
-    reports_tx: mpsc::UnboundedSender<Report>,
-    reports_rx: mpsc::UnboundedReceiver<Report>,
+    reports_tx: mpsc::Sender<Report>,
+    reports_rx: mpsc::Receiver<Report>,
     /// The programs' notify socket, bound when the first program needs it.
     notify_socket: Option<checks::NotifySocket>,
     /// Running `exec:` probes: pid → (process, check generation).
@@ -258,7 +258,7 @@ impl Engine {
         let (notices, _) = broadcast::channel(4096);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
-        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::channel(1024);
         let engine = Engine {
             config,
             loader,
