@@ -1677,7 +1677,7 @@ impl Engine {
                     }
                     Err(why) => {
                         p.checks.failures += 1;
-                        tracing::info!(
+                        tracing::debug!(
                             "health check of {} failed ({}/{}): {why}",
                             p.cfg.name,
                             p.checks.failures,
