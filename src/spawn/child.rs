@@ -213,7 +213,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             .collect();
 
     // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups,
-    // setgid, setuid, chdir, umask, open, close, _exit) on memory prepared before fork.
+    // setgid, setuid, chdir, umask, open, close, dup2, fcntl, _exit) on memory prepared before fork.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &cgroup_fds {
