@@ -75,11 +75,19 @@ fn not_ready_in_time_is_a_failed_start_and_kills_the_whole_cgroup() {
 
 #[test]
 fn fd_readiness_waits_for_a_newline_on_the_descriptor() {
-    let d = Daemon::start(&format!("[program:s6]\ncommand={}\nready=fd:3\n", helper("fd {dir} 3")));
+    // fd 3 is taken in the daemon, fd 200 is free there: both reach the child.
+    let d = Daemon::start(&format!(
+        "[program:s6]\ncommand={}\nready=fd:3\n\n[program:high]\ncommand={}\nready=fd:200\n",
+        helper("fd {dir} 3"),
+        helper("fd {dir} 200")
+    ));
     wait_spawned(&d, "s6");
+    wait_spawned(&d, "high");
     touch(&d, "go");
     d.wait_state("s6", "RUNNING");
+    d.wait_state("high", "RUNNING");
     assert!(d.main_log().contains("process wrote to fd 3 (ready=fd:3)"));
+    assert!(d.main_log().contains("process wrote to fd 200 (ready=fd:200)"));
 }
 
 #[test]

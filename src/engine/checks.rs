@@ -156,6 +156,25 @@ pub(crate) fn pid_in_cgroup(proc_cgroup: &str, cgroup: &str) -> bool {
     })
 }
 
+/// The pipe for `ready=fd:N`: a non-blocking read end for corrald and a
+/// blocking write end numbered `n` or above (close-on-exec both; the child
+/// gets the write end as its descriptor `n`).
+///
+/// Holding `n` itself when it is free keeps every other descriptor opened
+/// before the fork (such as the one std uses to report a failed exec) off
+/// that number, so placing the write end there in the child closes nothing else.
+pub(crate) fn readiness_pipe(n: i32) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::FromRawFd;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let flags = OFlag::from_bits_truncate(fcntl(&r, FcntlArg::F_GETFL)?);
+    fcntl(&r, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    let high = fcntl(&w, FcntlArg::F_DUPFD_CLOEXEC(n))?;
+    // SAFETY: F_DUPFD_CLOEXEC just returned this new descriptor, owned by nothing else.
+    let w = unsafe { OwnedFd::from_raw_fd(high) };
+    Ok((r, w))
+}
+
 /// Wait for a newline on an `fd:N` readiness pipe (read end, non-blocking);
 /// report once: ready, or the pipe closed first.
 pub(crate) fn watch_ready_fd(

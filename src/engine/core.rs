@@ -674,12 +674,10 @@ impl Engine {
             set("WATCHDOG_USEC", &w.as_micros().to_string());
         }
         let ready_pipe = match p.cfg.health.ready {
-            Readiness::Fd(_) => {
-                match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
-                    Ok(pair) => Some(pair),
-                    Err(e) => return Event::SpawnFailed(format!("cannot create the readiness pipe: {e}")),
-                }
-            }
+            Readiness::Fd(n) => match checks::readiness_pipe(n) {
+                Ok(pair) => Some(pair),
+                Err(e) => return Event::SpawnFailed(format!("cannot create the readiness pipe: {e}")),
+            },
             _ => None,
         };
         let extra_fd = match (&ready_pipe, &p.cfg.health.ready) {
