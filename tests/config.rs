@@ -539,6 +539,14 @@ fn readiness_health_and_watchdog_options() {
     assert_eq!(h.action, HealthAction::Stop);
     assert_eq!(p.health.watchdog, Some(Duration::from_secs(10)));
     assert!(warnings(&c).is_empty(), "{:?}", warnings(&c));
+    let text = describe(&c);
+    assert!(
+        text.contains(
+            "ready=tcp:127.0.0.1:8001 (timeout 1.5 s) healthcheck=http://127.0.0.1:8001/health every 0.5 s, \
+             timeout 2 s, 5 retries, action Stop watchdog_sec=10 s"
+        ),
+        "{text}"
+    );
 
     // Only a probe brings the other health check options' defaults.
     let c = load_text("[supervisord]\n[program:x]\ncommand=x\nready=notify\nhealthcheck=exec:true\n");
