@@ -699,6 +699,7 @@ mod tests {
             })
             .collect()
     }
+
     use ProcessState::*;
 
     #[test]
