@@ -13,7 +13,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::*;
-use super::checks::{self, NotifyMsg, Report};
 use super::empty_watch::EmptyWatch;
 use super::info;
 use super::output::Output;
@@ -43,13 +42,32 @@ pub(crate) struct Proc {
     oom_kills: u64,
     /// The last exit was an OOM kill.
     last_oom: bool,
+    /// Readiness and health checks, notify status.
+    checks: Checks,
     /// CPU % between two stats readings.
     cpu: CpuSampler,
     /// The main pid exited but its cgroup still holds processes: the exit is
     /// reported once the cgroup is empty ("stopped" means nothing is left).
     draining: Option<Drain>,
-    /// Readiness and health checks, notify status.
-    checks: Checks,
+}
+
+impl Proc {
+    fn new(group: &str, cfg: &ProcessConfig, output: Output) -> Proc {
+        Proc {
+            group: group.to_string(),
+            cfg: cfg.clone(),
+            machine: Machine::new(),
+            armed: None,
+            output,
+            placed: false,
+            oom: OomWatch::new(),
+            oom_kills: 0,
+            last_oom: false,
+            checks: Checks::default(),
+            cpu: CpuSampler::new(),
+            draining: None,
+        }
+    }
 }
 
 /// A process's readiness and health check bookkeeping.
@@ -92,25 +110,6 @@ const READY_PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(
 const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Shortest time between two warnings about rejected notify messages.
 const NOTIFY_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl Proc {
-    fn new(group: &str, cfg: &ProcessConfig, output: Output) -> Proc {
-        Proc {
-            group: group.to_string(),
-            cfg: cfg.clone(),
-            machine: Machine::new(),
-            armed: None,
-            output,
-            placed: false,
-            oom: OomWatch::new(),
-            oom_kills: 0,
-            last_oom: false,
-            cpu: CpuSampler::new(),
-            draining: None,
-            checks: Checks::default(),
-        }
-    }
-}
 
 /// A main-pid exit held back until the process's cgroup is empty.
 struct Drain {
@@ -1445,10 +1444,6 @@ impl Engine {
         let mut i = info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now());
         i.oom_kills = p.oom_kills;
         i.cgroup = p.placed.then(|| self.cgroups.path(Self::cg_target(p)));
-        if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
-        {
-            i.description = "OOM killed".into();
-        }
         if matches!(i.state, ProcessState::Starting | ProcessState::Running) {
             let c = &p.checks;
             let extra = [
@@ -1462,6 +1457,10 @@ impl Engine {
                 }
                 i.description.push_str(&part);
             }
+        }
+        if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
+        {
+            i.description = "OOM killed".into();
         }
         i
     }
@@ -1499,6 +1498,8 @@ impl Engine {
 }
 
 // ----- readiness, health checks, watchdog ----------------------------------
+
+use super::checks::{self, NotifyMsg, Report};
 
 impl Engine {
     /// Register the process's next check at `at` (replacing any other).
