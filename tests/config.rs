@@ -100,10 +100,10 @@ fn minimal_program_has_supervisord_defaults() {
         environment: vec![],
         serverurl: None,
         kill_mode: KillMode::Cgroup,
+        health: Default::default(),
         limits: Limits::default(),
         oom_score_adj: None,
         restart: Default::default(),
-        health: Default::default(),
     };
     assert_eq!(p, &expected);
     assert!(p.file.ends_with("t.conf"));

@@ -83,6 +83,9 @@ pub fn describe(config: &Config) -> String {
                 p.priority,
                 p.user.as_ref().map(|u| u.spec.as_str()).unwrap_or("-")
             );
+            if let Some(line) = describe_health(&p.health) {
+                let _ = writeln!(out, "    {line}");
+            }
             let _ = writeln!(
                 out,
                 "    stdout: {}  stderr: {}",
@@ -94,9 +97,6 @@ pub fn describe(config: &Config) -> String {
                 }
             );
             let _ = writeln!(out, "    kill_mode={:?} limits: {}", p.kill_mode, describe_limits(&p.limits));
-            if let Some(line) = describe_health(&p.health) {
-                let _ = writeln!(out, "    {line}");
-            }
         }
     }
     out

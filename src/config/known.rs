@@ -39,13 +39,6 @@ pub const PROGRAM_OPTIONS: &[&str] = &[
     "directory",
     "umask",
     "serverurl",
-    "oom_score_adj",
-    "kill_mode",
-    "backoff",
-    "backoff_max",
-    "backoff_reset",
-    "start_limit_burst",
-    "start_limit_interval",
     "ready",
     "ready_timeout",
     "healthcheck",
@@ -54,6 +47,13 @@ pub const PROGRAM_OPTIONS: &[&str] = &[
     "healthcheck_retries",
     "healthcheck_action",
     "watchdog_sec",
+    "oom_score_adj",
+    "kill_mode",
+    "backoff",
+    "backoff_max",
+    "backoff_reset",
+    "start_limit_burst",
+    "start_limit_interval",
 ];
 
 /// Extra options of `[eventlistener:x]`.

@@ -396,14 +396,14 @@ pub struct ProcessConfig {
     pub serverurl: Option<String>,
     /// corral: what a stop kills.
     pub kill_mode: KillMode,
+    /// corral: readiness, health check and watchdog (all opt-in).
+    pub health: super::readiness::HealthConfig,
     /// corral: per-process cgroup limits.
     pub limits: Limits,
     /// corral: `oom_score_adj` written for the child.
     pub oom_score_adj: Option<i32>,
     /// corral: restart pacing beyond supervisord's (all opt-in).
     pub restart: RestartPolicy,
-    /// corral: readiness, health check and watchdog (all opt-in).
-    pub health: super::readiness::HealthConfig,
 }
 
 impl ProcessConfig {
@@ -443,10 +443,10 @@ impl ProcessConfig {
             environment: vec![],
             serverurl: None,
             kill_mode: KillMode::Cgroup,
+            health: Default::default(),
             limits: Limits::default(),
             oom_score_adj: None,
             restart: RestartPolicy::default(),
-            health: Default::default(),
         }
     }
 }

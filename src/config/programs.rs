@@ -480,10 +480,10 @@ fn process_section(
             environment,
             serverurl: serverurl.clone(),
             kill_mode,
+            health,
             limits: limits.clone(),
             oom_score_adj,
             restart: restart.clone(),
-            health,
         });
     }
     sort_processes(&mut processes);
