@@ -31,8 +31,9 @@ fn events(d: &Daemon) -> String {
 #[test]
 fn failing_http_check_restarts_the_program_and_sends_an_event() {
     let port = free_port();
+    // Ready once it serves 200, so the checks only ever see a serving program.
     let d = Daemon::start(&format!(
-        "[program:api]\ncommand={}\nstartsecs=0\nhealthcheck=http://127.0.0.1:{port}/\n\
+        "[program:api]\ncommand={}\nready=http://127.0.0.1:{port}/\nhealthcheck=http://127.0.0.1:{port}/\n\
          healthcheck_interval=200ms\nhealthcheck_retries=2\n\n{}",
         helper(&format!("http {{dir}} {port}")),
         listener_section()
@@ -42,8 +43,6 @@ fn failing_http_check_restarts_the_program_and_sends_an_event() {
     d.wait_state("watch", "RUNNING");
     let first = d.pid("api");
     std::fs::remove_file(d.path("go")).unwrap();
-    wait_for("a restart", DEADLINE, || d.state("api") == "RUNNING" && d.pid("api") != first);
-    assert!(!alive(first));
     wait_for("the event", DEADLINE, || events(&d).contains("eventname:CORRAL_PROCESS_UNHEALTHY"));
     let ev = events(&d);
     assert!(
@@ -52,6 +51,9 @@ fn failing_http_check_restarts_the_program_and_sends_an_event() {
     );
     assert!(ev.contains("503"), "{ev}");
     assert!(d.main_log().contains("api is unhealthy"));
+    std::fs::write(d.path("go"), b"").unwrap();
+    wait_for("a restart", DEADLINE, || d.state("api") == "RUNNING" && d.pid("api") != first);
+    assert!(!alive(first));
 }
 
 #[test]
