@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use corral::config::*;
 
@@ -99,6 +100,7 @@ fn minimal_program_has_supervisord_defaults() {
         environment: vec![],
         serverurl: None,
         kill_mode: KillMode::Cgroup,
+        health: Default::default(),
         limits: Limits::default(),
         oom_score_adj: None,
         restart: Default::default(),
@@ -519,6 +521,70 @@ fn corral_limit_errors() {
     assert_eq!(err.supervisord_message(), "invalid 'memory_high' value 'lots'");
     let (err, _) = error_of("[supervisord]\ncgroup_root=relative/path\n");
     assert_eq!(err.supervisord_message(), "cgroup_root relative/path is not an absolute path");
+}
+
+#[test]
+fn readiness_health_and_watchdog_options() {
+    let c = load_text(
+        "[supervisord]\n[program:x]\ncommand=x\nnumprocs=2\nprocess_name=x%(process_num)d\n\
+         ready=tcp:127.0.0.1:80%(process_num)02d\nready_timeout=1.5\n\
+         healthcheck=http://127.0.0.1:80%(process_num)02d/health\nhealthcheck_interval=500ms\n\
+         healthcheck_timeout=2s\nhealthcheck_retries=5\nhealthcheck_action=stop\nwatchdog_sec=10\n",
+    );
+    let p = &group(&c, "x").processes[1];
+    assert_eq!(p.name, "x1");
+    assert_eq!(p.health.ready, Readiness::Probe(Probe::Tcp { host: "127.0.0.1".into(), port: 8001 }));
+    assert_eq!(p.health.ready_timeout, Duration::from_millis(1500));
+    let h = p.health.healthcheck.as_ref().expect("a health check");
+    assert_eq!(h.probe, Probe::Http("http://127.0.0.1:8001/health".into()));
+    assert_eq!((h.interval, h.timeout, h.retries), (Duration::from_millis(500), Duration::from_secs(2), 5));
+    assert_eq!(h.action, HealthAction::Stop);
+    assert_eq!(p.health.watchdog, Some(Duration::from_secs(10)));
+    assert!(warnings(&c).is_empty(), "{:?}", warnings(&c));
+    let text = describe(&c);
+    assert!(
+        text.contains(
+            "ready=tcp:127.0.0.1:8001 (timeout 1.5 s) healthcheck=http://127.0.0.1:8001/health every 0.5 s, \
+             timeout 2 s, 5 retries, action Stop watchdog_sec=10 s"
+        ),
+        "{text}"
+    );
+
+    // Only a probe brings the other health check options' defaults.
+    let c = load_text("[supervisord]\n[program:x]\ncommand=x\nready=notify\nhealthcheck=exec:true\n");
+    let p = program(&c, "x");
+    assert_eq!(p.health.ready, Readiness::Notify);
+    assert_eq!(p.health.ready_timeout, Duration::from_secs(90));
+    let h = p.health.healthcheck.as_ref().expect("a health check");
+    assert_eq!(
+        (h.interval, h.timeout, h.retries, h.action),
+        (Duration::from_secs(30), Duration::from_secs(5), 3, HealthAction::Restart)
+    );
+    assert_eq!(p.health.watchdog, None);
+}
+
+#[test]
+fn readiness_and_health_errors_name_the_option() {
+    let cases = [
+        ("ready=sometimes", "invalid 'ready' value 'sometimes'"),
+        ("ready=fd:2", "invalid 'ready' value 'fd:2'"),
+        ("ready=tcp:host", "invalid 'ready' value 'tcp:host'"),
+        ("ready_timeout=soon", "invalid 'ready_timeout' value 'soon'"),
+        ("healthcheck=ping:host", "invalid 'healthcheck' value 'ping:host'"),
+        ("watchdog_sec=-1", "invalid 'watchdog_sec' value '-1'"),
+    ];
+    for (line, msg) in cases {
+        let (err, f) = error_of(&format!("[supervisord]\n[program:x]\ncommand=x\n{line}\n"));
+        assert_eq!(
+            err.supervisord_message(),
+            format!("{msg} in section 'program:x' (file: '{f}')"),
+            "{line}"
+        );
+        assert_eq!(err.location().line, Some(4), "{line}");
+    }
+    let (err, _) =
+        error_of("[supervisord]\n[program:x]\ncommand=x\nhealthcheck=exec:true\nhealthcheck_action=panic\n");
+    assert!(err.supervisord_message().starts_with("invalid 'healthcheck_action' value 'panic'"));
 }
 
 #[test]

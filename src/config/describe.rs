@@ -83,6 +83,9 @@ pub fn describe(config: &Config) -> String {
                 p.priority,
                 p.user.as_ref().map(|u| u.spec.as_str()).unwrap_or("-")
             );
+            if let Some(line) = describe_health(&p.health) {
+                let _ = writeln!(out, "    {line}");
+            }
             let _ = writeln!(
                 out,
                 "    stdout: {}  stderr: {}",
@@ -101,4 +104,35 @@ pub fn describe(config: &Config) -> String {
         }
     }
     out
+}
+
+/// `ready=notify (timeout 90 s) healthcheck=… every 30 s …`, or `None` when
+/// the program uses none of these options.
+fn describe_health(h: &super::HealthConfig) -> Option<String> {
+    use super::Readiness;
+    let secs = |d: std::time::Duration| format!("{} s", d.as_secs_f64());
+    let mut parts = Vec::new();
+    let ready = match &h.ready {
+        Readiness::Startsecs => None,
+        Readiness::Notify => Some("notify".to_string()),
+        Readiness::Fd(n) => Some(format!("fd:{n}")),
+        Readiness::Probe(p) => Some(p.describe()),
+    };
+    if let Some(kind) = ready {
+        parts.push(format!("ready={kind} (timeout {})", secs(h.ready_timeout)));
+    }
+    if let Some(c) = &h.healthcheck {
+        parts.push(format!(
+            "healthcheck={} every {}, timeout {}, {} retries, action {:?}",
+            c.probe.describe(),
+            secs(c.interval),
+            secs(c.timeout),
+            c.retries,
+            c.action
+        ));
+    }
+    if let Some(w) = h.watchdog {
+        parts.push(format!("watchdog_sec={}", secs(w)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }

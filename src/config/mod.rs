@@ -16,6 +16,7 @@ mod parser;
 mod paths;
 mod programs;
 pub mod pyfmt;
+pub mod readiness;
 pub mod users;
 pub mod values;
 
@@ -24,3 +25,4 @@ pub use environment::Environment;
 pub use error::{ConfigError, Location};
 pub use load::{default_search_paths, find_config, load, load_ctl_with, load_with, CORRAL_CONFIG_PATH};
 pub use model::*;
+pub use readiness::{HealthAction, HealthCheck, HealthConfig, Probe, Readiness};

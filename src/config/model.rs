@@ -396,6 +396,8 @@ pub struct ProcessConfig {
     pub serverurl: Option<String>,
     /// corral: what a stop kills.
     pub kill_mode: KillMode,
+    /// corral: readiness, health check and watchdog (all opt-in).
+    pub health: super::readiness::HealthConfig,
     /// corral: per-process cgroup limits.
     pub limits: Limits,
     /// corral: `oom_score_adj` written for the child.
@@ -446,6 +448,7 @@ impl ProcessConfig {
             environment: vec![],
             serverurl: None,
             kill_mode: KillMode::Cgroup,
+            health: Default::default(),
             limits: Limits::default(),
             oom_score_adj: None,
             restart: RestartPolicy::default(),

@@ -561,6 +561,7 @@ fn process_section(
         let Some(command) = p.get(s, "command", &exp, true)? else {
             return Err(p.error_at_section(s, format!("program section {s} does not specify a command")));
         };
+        let health = super::readiness::parse(p, s, &exp)?;
         let name = {
             let mut with_here = exp.clone();
             let here_file = process_name_raw.as_ref().map(|v| v.file).unwrap_or(section_file);
@@ -593,6 +594,7 @@ fn process_section(
             environment,
             serverurl: serverurl.clone(),
             kill_mode,
+            health,
             limits: limits.clone(),
             oom_score_adj,
             restart: restart.clone(),

@@ -87,6 +87,8 @@ async fn on_notice(
             }
             emit_properties(conn, handle, &group, &name).await;
         }
+        // The description (health) changed.
+        Notice::Unhealthy { group, name, .. } => emit_properties(conn, handle, &group, &name).await,
         Notice::Mood(_)
         | Notice::LimitsChanged { .. }
         | Notice::RemoteCommunication { .. }

@@ -398,6 +398,18 @@ pub enum Notice {
         /// OOM kills of this process since the daemon started.
         oom_kills: u64,
     },
+    /// A process failed its health check `healthcheck_retries` times in a row,
+    /// or missed its watchdog deadline (`reason` starts with `watchdog:`).
+    Unhealthy {
+        /// Group name.
+        group: String,
+        /// Process name.
+        name: String,
+        /// Pid of the main process at the time.
+        pid: u32,
+        /// Why, e.g. `tcp:127.0.0.1:80: Connection refused`.
+        reason: String,
+    },
     /// Limits of a process (or of a whole group, `name` = None) changed in place.
     LimitsChanged {
         /// Group name.

@@ -19,7 +19,7 @@ use super::info;
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
 use crate::cgroup::{self, Backend, OomWatch};
-use crate::config::{Config, GroupConfig, KillMode, ProcessConfig};
+use crate::config::{Config, GroupConfig, HealthAction, KillMode, Probe, ProcessConfig, Readiness};
 use crate::logs::main_log::{ClearError, MainLogHandle};
 use crate::spawn::{self, command};
 use crate::stats::CpuSampler;
@@ -43,6 +43,8 @@ pub(crate) struct Proc {
     oom_kills: u64,
     /// The last exit was an OOM kill.
     last_oom: bool,
+    /// Readiness and health checks, notify status.
+    checks: Checks,
     /// CPU % between two stats readings.
     cpu: CpuSampler,
     /// The main pid exited but its cgroup still holds processes: the exit is
@@ -87,6 +89,7 @@ impl Proc {
             oom: OomWatch::new(),
             oom_kills: 0,
             last_oom: false,
+            checks: Checks::default(),
             cpu: CpuSampler::new(),
             draining: None,
             held: None,
@@ -94,6 +97,47 @@ impl Proc {
         }
     }
 }
+
+/// A process's readiness and health check bookkeeping.
+#[derive(Default)]
+struct Checks {
+    /// Bumped whenever the process changes state: a report from an older
+    /// generation is stale and ignored.
+    generation: u64,
+    /// A probe is running.
+    in_flight: bool,
+    /// The running `exec:` probe.
+    exec: Option<ExecProbe>,
+    /// The `Timer::Check` entry registered for this process.
+    timer: Option<Instant>,
+    /// Consecutive failed health checks.
+    failures: u32,
+    /// Why the process is unhealthy, while it is.
+    unhealthy: Option<String>,
+    /// The program's `STATUS=` text.
+    status: Option<String>,
+    /// The program sent `RELOADING=1` and no `READY=1` since.
+    reloading: bool,
+    /// The task reading an `fd:N` readiness pipe.
+    ready_fd: Option<tokio::task::JoinHandle<()>>,
+    /// The last readiness probe failure logged (each new reason is logged once).
+    last_error: Option<String>,
+}
+
+/// An `exec:` probe the engine forked.
+#[derive(Debug, Clone, Copy)]
+struct ExecProbe {
+    pid: u32,
+    /// It was killed for taking longer than its timeout.
+    timed_out: bool,
+}
+
+/// Time between two readiness probes while a program is STARTING.
+const READY_PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Longest a single readiness probe may take.
+const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Shortest time between two warnings about rejected notify messages.
+const NOTIFY_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A main-pid exit held back until the process's cgroup is empty.
 struct Drain {
@@ -112,6 +156,8 @@ enum Timer {
     Machine,
     /// A drain's kill deadline or poll.
     Drain,
+    /// The next readiness or health probe, or an `exec:` probe's timeout.
+    Check,
 }
 
 /// How often a drain without inotify re-checks its cgroup.
@@ -220,6 +266,15 @@ pub struct Engine {
     empty: EmptyWatch,
     /// Event listener pools and the event bus (`listeners.rs`).
     listeners: super::listeners::Listeners,
+    /// Reports of notify messages and checks (`checks.rs`).
+    reports_tx: mpsc::Sender<Report>,
+    reports_rx: mpsc::Receiver<Report>,
+    /// The programs' notify socket, bound when the first program needs it.
+    notify_socket: Option<checks::NotifySocket>,
+    /// Running `exec:` probes: pid → (process, check generation).
+    exec_probes: HashMap<u32, (ProcId, u64)>,
+    /// When a rejected notify message was last warned about.
+    notify_warned: Option<Instant>,
 }
 
 fn wall_now() -> i64 {
@@ -242,6 +297,7 @@ impl Engine {
         let (notices, _) = broadcast::channel(4096);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
+        let (reports_tx, reports_rx) = mpsc::channel(1024);
         let engine = Engine {
             config,
             loader,
@@ -264,6 +320,11 @@ impl Engine {
             notices: notices.clone(),
             cgroups,
             empty: EmptyWatch::new(),
+            reports_tx,
+            reports_rx,
+            notify_socket: None,
+            exec_probes: HashMap::new(),
+            notify_warned: None,
         };
         (engine, Handle::new(tx, notices))
     }
@@ -284,6 +345,7 @@ impl Engine {
                     }
                 },
                 _ = sigchld.recv() => self.reap(),
+                Some(report) = self.reports_rx.recv() => self.on_report(report),
                 _ = sleep_until(next), if next.is_some() => self.fire_timers(),
                 ids = self.empty.changed(), if self.empty.active() => {
                     for id in ids { self.check_drain(id); }
@@ -622,6 +684,10 @@ impl Engine {
                 self.send_signal(id, signal, group)
             }
             Action::Kill { group } => self.final_kill(id, group),
+            Action::Unhealthy(reason) => {
+                self.report_unhealthy(id, reason);
+                None
+            }
             Action::Log(level, msg) => {
                 match level {
                     Level::Info => tracing::info!("{msg}"),
@@ -662,6 +728,7 @@ impl Engine {
                     self.feed(id, Event::Deadline);
                 }
                 Timer::Drain => self.drain_timer(id, now),
+                Timer::Check => self.check_timer(id),
             }
         }
     }
@@ -816,8 +883,14 @@ impl Engine {
     }
 
     fn spawn(&mut self, id: ProcId) -> Event {
-        if !self.procs.contains_key(&id) {
+        let Some(wants_notify) = self.procs.get(&id).map(|p| p.cfg.health.uses_notify()) else {
             return Event::SpawnFailed("no such process".into());
+        };
+        if wants_notify && self.notify_socket.is_none() {
+            match checks::NotifySocket::bind(&self.config.supervisord.identifier, self.reports_tx.clone()) {
+                Ok(sock) => self.notify_socket = Some(sock),
+                Err(e) => tracing::warn!("cannot create the notify socket for programs: {e}"),
+            }
         }
         let placement = match self.place(id) {
             Ok(pl) => pl,
@@ -851,6 +924,26 @@ impl Engine {
         for (k, v) in &p.cfg.environment {
             set(k, v);
         }
+        if p.cfg.health.uses_notify() {
+            match self.notify_socket.as_ref() {
+                Some(sock) => set("NOTIFY_SOCKET", &sock.env_value),
+                None => return Event::SpawnFailed("the notify socket is not available".into()),
+            }
+        }
+        if let Some(w) = p.cfg.health.watchdog {
+            set("WATCHDOG_USEC", &w.as_micros().to_string());
+        }
+        let ready_pipe = match p.cfg.health.ready {
+            Readiness::Fd(n) => match checks::readiness_pipe(n) {
+                Ok(pair) => Some(pair),
+                Err(e) => return Event::SpawnFailed(format!("cannot create the readiness pipe: {e}")),
+            },
+            _ => None,
+        };
+        let extra_fd = match (&ready_pipe, &p.cfg.health.ready) {
+            (Some((_, w)), Readiness::Fd(n)) => Some((std::os::fd::AsRawFd::as_raw_fd(w), *n)),
+            _ => None,
+        };
         let req = spawn::SpawnRequest {
             name: &p.cfg.name,
             command: &resolved,
@@ -861,12 +954,24 @@ impl Engine {
             redirect_stderr: p.cfg.redirect_stderr,
             cgroup_procs: &cgroup_fds,
             oom_score_adj: p.cfg.oom_score_adj,
+            extra_fd,
         };
         match spawn::spawn(req) {
             Ok(child) => {
                 let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, &child.stdin); // events
                 p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
                 self.by_pid.insert(child.pid, id);
+                // Only the child keeps the write end, so the pipe closes when it dies.
+                if let Some((r, _w)) = ready_pipe {
+                    let generation = p.checks.generation;
+                    match checks::watch_ready_fd(r, id, generation, self.reports_tx.clone()) {
+                        Ok(task) => p.checks.ready_fd = Some(task),
+                        Err(e) => tracing::warn!("{}: cannot watch its readiness fd: {e}", p.cfg.name),
+                    }
+                }
+                if matches!(p.cfg.health.ready, Readiness::Probe(_)) {
+                    self.arm_check(id, Instant::now());
+                }
                 Event::Spawned(child.pid)
             }
             Err(e) => {
@@ -899,6 +1004,10 @@ impl Engine {
 
     fn reap(&mut self) {
         for (pid, status) in spawn::reap::reap_all() {
+            if let Some((id, generation)) = self.exec_probes.remove(&pid) {
+                self.exec_probe_exited(id, generation, pid, status);
+                continue;
+            }
             match self.by_pid.remove(&pid) {
                 Some(id) => self.on_main_exit(id, status),
                 None => tracing::info!("reaped unknown pid {} ({})", pid, status.describe()),
@@ -915,6 +1024,8 @@ impl Engine {
             "state change"
         );
         self.listeners.transition(&p.group, &p.cfg.name, t); // events: listener pool membership
+        self.checks_transition(id, t);
+        let Some(p) = self.procs.get(&id) else { return };
         self.notify(Notice::ProcessState {
             group: p.group.clone(),
             name: p.cfg.name.clone(),
@@ -1718,6 +1829,20 @@ impl Engine {
         let mut i = info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now());
         i.oom_kills = p.oom_kills;
         i.cgroup = p.placed.then(|| self.cgroups.path(Self::cg_target(p)));
+        if matches!(i.state, ProcessState::Starting | ProcessState::Running) {
+            let c = &p.checks;
+            let extra = [
+                c.status.as_ref().map(|s| format!("status: {s}")),
+                c.reloading.then(|| "reloading".to_string()),
+                c.unhealthy.as_ref().map(|r| format!("unhealthy: {r}")),
+            ];
+            for part in extra.into_iter().flatten() {
+                if !i.description.is_empty() {
+                    i.description.push_str(", ");
+                }
+                i.description.push_str(&part);
+            }
+        }
         if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
         {
             i.description = "OOM killed".into();
@@ -1759,6 +1884,286 @@ impl Engine {
         }
         v.sort_by(|a, b| (&a.group, &a.process.name).cmp(&(&b.group, &b.process.name)));
         v
+    }
+}
+
+// ----- readiness, health checks, watchdog ----------------------------------
+
+use super::checks::{self, NotifyMsg, Report};
+
+impl Engine {
+    /// Register the process's next check at `at` (replacing any other).
+    fn arm_check(&mut self, id: ProcId, at: Instant) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if let Some(old) = p.checks.timer.replace(at) {
+            self.timers.remove(&(old, id, Timer::Check));
+        }
+        self.timers.insert((at, id, Timer::Check));
+    }
+
+    /// A state change ends every check of the old state and starts the new state's.
+    fn checks_transition(&mut self, id: ProcId, t: &Transition) {
+        if t.from == t.to {
+            return;
+        }
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let c = &mut p.checks;
+        c.generation += 1;
+        c.in_flight = false;
+        c.last_error = None;
+        if let Some(task) = c.ready_fd.take() {
+            task.abort();
+        }
+        if let Some(e) = c.exec.take() {
+            // Reaped later and ignored as stale.
+            let _ = kill(Pid::from_raw(-(e.pid as i32)), Signal::SIGKILL);
+        }
+        if let Some(old) = c.timer.take() {
+            self.timers.remove(&(old, id, Timer::Check));
+        }
+        if t.to != ProcessState::Running {
+            c.failures = 0;
+            c.unhealthy = None;
+        }
+        if !matches!(t.to, ProcessState::Starting | ProcessState::Running) {
+            c.status = None;
+            c.reloading = false;
+        }
+        if t.to == ProcessState::Running {
+            if let Some(h) = &p.cfg.health.healthcheck {
+                // The first check waits a per-program share of the interval, so
+                // programs started together do not probe together.
+                let key = make_namespec(&p.group, &p.cfg.name);
+                let at = Instant::now() + checks::stagger(&key, h.interval);
+                self.arm_check(id, at);
+            }
+        }
+    }
+
+    /// The check timer fired: time out a running `exec:` probe, or start the next probe.
+    fn check_timer(&mut self, id: ProcId) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        p.checks.timer = None;
+        if let Some(e) = p.checks.exec.as_mut() {
+            e.timed_out = true;
+            let _ = kill(Pid::from_raw(-(e.pid as i32)), Signal::SIGKILL);
+            return;
+        }
+        if p.checks.in_flight || p.machine.aborting().is_some() {
+            return;
+        }
+        let (probe, timeout) = match (p.machine.state(), &p.cfg.health.ready, &p.cfg.health.healthcheck) {
+            (ProcessState::Starting, Readiness::Probe(probe), _) => (probe.clone(), READY_PROBE_TIMEOUT),
+            (ProcessState::Running, _, Some(h)) => (h.probe.clone(), h.timeout),
+            _ => return,
+        };
+        let generation = p.checks.generation;
+        p.checks.in_flight = true;
+        match probe {
+            Probe::Exec(cmd) => self.start_exec_probe(id, generation, &cmd, timeout),
+            other => checks::spawn_probe(other, timeout, id, generation, self.reports_tx.clone()),
+        }
+    }
+
+    /// Fork `/bin/sh -c cmd` in its own process group; its exit is reaped by [`Engine::reap`].
+    fn start_exec_probe(&mut self, id: ProcId, generation: u64, cmd: &str, timeout: std::time::Duration) {
+        use std::os::unix::process::CommandExt;
+        let Some(p) = self.procs.get(&id) else { return };
+        let mut command = std::process::Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(cmd)
+            .envs(p.cfg.environment.iter().map(|(k, v)| (k, v)))
+            .env("SUPERVISOR_PROCESS_NAME", &p.cfg.name)
+            .env("SUPERVISOR_GROUP_NAME", &p.group)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        if let Some(dir) = &p.cfg.directory {
+            command.current_dir(dir);
+        }
+        // The check runs with the program's own credentials, never more.
+        if let Some(user) = &p.cfg.user {
+            command.uid(user.uid).gid(user.gid);
+        }
+        match command.spawn() {
+            Ok(child) => {
+                // The engine reaps it (waitpid(-1)); the handle is not needed.
+                let pid = child.id();
+                drop(child);
+                self.exec_probes.insert(pid, (id, generation));
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.checks.exec = Some(ExecProbe { pid, timed_out: false });
+                }
+                self.arm_check(id, Instant::now() + timeout);
+            }
+            Err(e) => self.on_check_result(id, generation, Err(format!("exec:{cmd}: {e}"))),
+        }
+    }
+
+    fn exec_probe_exited(&mut self, id: ProcId, generation: u64, pid: u32, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let Some(e) = p.checks.exec.filter(|e| e.pid == pid && p.checks.generation == generation) else {
+            return;
+        };
+        p.checks.exec = None;
+        if let Some(old) = p.checks.timer.take() {
+            self.timers.remove(&(old, id, Timer::Check));
+        }
+        let cmd = match &p.machine.state() {
+            ProcessState::Starting => match &p.cfg.health.ready {
+                Readiness::Probe(probe) => probe.describe(),
+                _ => String::new(),
+            },
+            _ => p.cfg.health.healthcheck.as_ref().map(|h| h.probe.describe()).unwrap_or_default(),
+        };
+        let result = if e.timed_out {
+            Err(format!("{cmd} timed out"))
+        } else if status == ExitStatus::Code(0) {
+            Ok(())
+        } else {
+            Err(format!("{cmd}: {}", status.describe()))
+        };
+        self.on_check_result(id, generation, result);
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Notify { pid, text } => self.on_notify(pid, &text),
+            Report::Check { id, generation, result } => self.on_check_result(id, generation, result),
+        }
+    }
+
+    /// A probe or readiness pipe answered.
+    fn on_check_result(&mut self, id: ProcId, generation: u64, result: Result<(), String>) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.checks.generation != generation {
+            return;
+        }
+        p.checks.in_flight = false;
+        match p.machine.state() {
+            ProcessState::Starting => match result {
+                Ok(()) => self.feed(id, Event::Ready),
+                Err(why) => {
+                    if p.checks.last_error.as_ref() != Some(&why) {
+                        tracing::debug!("{} is not ready yet: {why}", p.cfg.name);
+                        p.checks.last_error = Some(why);
+                    }
+                    if matches!(p.cfg.health.ready, Readiness::Probe(_)) {
+                        self.arm_check(id, Instant::now() + READY_PROBE_EVERY);
+                    }
+                }
+            },
+            ProcessState::Running => {
+                let Some(h) = p.cfg.health.healthcheck.clone() else { return };
+                match result {
+                    Ok(()) => {
+                        p.checks.failures = 0;
+                        if p.checks.unhealthy.take().is_some() {
+                            tracing::info!("{} is healthy again", p.cfg.name);
+                        }
+                    }
+                    Err(why) => {
+                        p.checks.failures += 1;
+                        tracing::debug!(
+                            "health check of {} failed ({}/{}): {why}",
+                            p.cfg.name,
+                            p.checks.failures,
+                            h.retries
+                        );
+                        if p.checks.failures >= h.retries && p.checks.unhealthy.is_none() {
+                            self.report_unhealthy(id, why.clone());
+                            match h.action {
+                                HealthAction::Restart => {
+                                    self.feed(id, Event::Fail(format!("health check failed: {why}")))
+                                }
+                                HealthAction::Stop => self.feed(id, Event::Stop),
+                                HealthAction::None => {}
+                            }
+                        }
+                    }
+                }
+                let still = self
+                    .procs
+                    .get(&id)
+                    .is_some_and(|p| p.checks.generation == generation && p.machine.aborting().is_none());
+                if still {
+                    self.arm_check(id, Instant::now() + h.interval);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Mark the process unhealthy, log it and announce it (events, front-ends).
+    fn report_unhealthy(&mut self, id: ProcId, reason: String) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        tracing::warn!("{} is unhealthy: {reason}", p.cfg.name);
+        p.checks.unhealthy = Some(reason.clone());
+        let notice = Notice::Unhealthy {
+            group: p.group.clone(),
+            name: p.cfg.name.clone(),
+            pid: p.machine.pid,
+            reason,
+        };
+        self.notify(notice);
+    }
+
+    /// The program whose cgroup (or, without cgroups, main pid) `pid` belongs to.
+    fn notify_sender(&self, pid: i32) -> Option<ProcId> {
+        if pid <= 0 {
+            return None;
+        }
+        if let Some(&id) = self.by_pid.get(&(pid as u32)) {
+            return Some(id);
+        }
+        if self.cgroups.mode() == cgroup::Mode::None {
+            return None;
+        }
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        self.procs
+            .iter()
+            .filter(|(_, p)| p.placed && p.machine.state().is_signallable())
+            .find(|(_, p)| checks::pid_in_cgroup(&own, &self.cgroups.path(Self::cg_target(p))))
+            .map(|(&id, _)| id)
+    }
+
+    /// A datagram on the programs' notify socket.
+    fn on_notify(&mut self, pid: i32, text: &str) {
+        let Some(id) = self.notify_sender(pid) else {
+            let now = Instant::now();
+            if self.notify_warned.is_none_or(|t| now.duration_since(t) >= NOTIFY_WARN_EVERY) {
+                self.notify_warned = Some(now);
+                tracing::warn!(
+                    "ignoring a notify message from pid {pid}, which belongs to no running program"
+                );
+            }
+            return;
+        };
+        for msg in checks::parse_notify(text) {
+            let Some(p) = self.procs.get_mut(&id) else { return };
+            match msg {
+                NotifyMsg::Ready => {
+                    p.checks.reloading = false;
+                    if p.cfg.health.ready == Readiness::Notify {
+                        self.feed(id, Event::Ready);
+                    }
+                }
+                NotifyMsg::Status(text) => p.checks.status = (!text.is_empty()).then_some(text),
+                NotifyMsg::Stopping => tracing::info!("{} reports it is stopping", p.cfg.name),
+                NotifyMsg::Reloading => p.checks.reloading = true,
+                NotifyMsg::Watchdog => self.feed(id, Event::WatchdogPing),
+                NotifyMsg::WatchdogTrigger => {
+                    if p.cfg.health.watchdog.is_some() && p.machine.state() == ProcessState::Running {
+                        let reason = "watchdog: the program reported WATCHDOG=trigger".to_string();
+                        self.report_unhealthy(id, reason.clone());
+                        self.feed(id, Event::Fail(reason));
+                    }
+                }
+                NotifyMsg::ExtendTimeout(d) => self.feed(id, Event::ExtendTimeout(d)),
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine: one task owning all process state, the pure process state machine, commands.
 
 pub mod api;
+mod checks;
 mod core;
 mod deps;
 mod empty_watch;

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::config::{AutoRestart, ProcessConfig};
+use crate::config::{AutoRestart, ProcessConfig, Readiness};
 
 /// supervisord's process states, with their numeric codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,6 +162,8 @@ pub enum Action {
     },
     /// Write a line to the activity log.
     Log(Level, String),
+    /// Report the process unhealthy (status, events) with this reason.
+    Unhealthy(String),
 }
 
 /// One process's lifecycle state and counters.
@@ -192,6 +194,9 @@ pub struct Machine {
     crashes: u32,
     /// corral `start_limit_burst=`: recent automatic start times.
     starts: VecDeque<Instant>,
+    /// The daemon killed the process on its own (not ready in time, missed
+    /// watchdog, failed health check): why, until it exits.
+    abort: Option<String>,
 }
 
 /// Something that happened to a process.
@@ -213,6 +218,16 @@ pub enum Event {
     Deadline,
     /// Signalling failed with an unexpected error.
     SignalError(String),
+    /// corral `ready=`: the process reported (or a probe found) that it is ready.
+    Ready,
+    /// corral `watchdog_sec=`: a `WATCHDOG=1` ping.
+    WatchdogPing,
+    /// `EXTEND_TIMEOUT_USEC=`: the ready timeout (STARTING) or the watchdog
+    /// deadline (RUNNING) is at least this far away.
+    ExtendTimeout(Duration),
+    /// Kill the process (its whole cgroup) and treat the exit as a failure
+    /// with this reason: a failed start from STARTING, a restart from RUNNING.
+    Fail(String),
 }
 
 /// The clock a transition reads: monotonic for timers, wall for display.
@@ -247,6 +262,7 @@ impl Machine {
             restarts: 0,
             crashes: 0,
             starts: VecDeque::new(),
+            abort: None,
         }
     }
 
@@ -292,8 +308,12 @@ impl Machine {
                 if self.state == ProcessState::Starting {
                     self.pid = pid;
                     out.push(Action::Log(Level::Info, format!("spawned: '{}' with pid {}", cfg.name, pid)));
-                    if cfg.startsecs == 0 {
-                        self.enter_running(cfg, &mut out);
+                    if cfg.health.ready != Readiness::Startsecs {
+                        // Wait for the readiness signal; a zero timeout waits for ever.
+                        let t = cfg.health.ready_timeout;
+                        self.deadline = (!t.is_zero()).then(|| now.mono + t);
+                    } else if cfg.startsecs == 0 {
+                        self.enter_running(cfg, now, &mut out);
                     } else {
                         // supervisord needs `now - laststart > startsecs`: strictly more.
                         self.deadline =
@@ -347,8 +367,57 @@ impl Machine {
                     self.change(ProcessState::Unknown, None, &mut out);
                 }
             }
+            Event::Ready => {
+                if self.state == ProcessState::Starting
+                    && self.pid != 0
+                    && !self.killing
+                    && self.abort.is_none()
+                    && cfg.health.ready != Readiness::Startsecs
+                {
+                    self.enter_running(cfg, now, &mut out);
+                }
+            }
+            Event::WatchdogPing => {
+                if let (ProcessState::Running, Some(w), false, None) =
+                    (self.state, cfg.health.watchdog, self.killing, &self.abort)
+                {
+                    self.deadline = Some(now.mono + w);
+                }
+            }
+            Event::ExtendTimeout(d) => {
+                let waiting = match self.state {
+                    ProcessState::Starting => cfg.health.ready != Readiness::Startsecs,
+                    ProcessState::Running => cfg.health.watchdog.is_some(),
+                    _ => false,
+                };
+                if waiting && !self.killing && self.abort.is_none() {
+                    if let Some(dl) = self.deadline {
+                        self.deadline = Some(dl.max(now.mono + d));
+                    }
+                }
+            }
+            Event::Fail(reason) => self.fail(cfg, reason, now, &mut out),
         }
         out
+    }
+
+    /// Kill the process because the daemon gave up on it; the exit then counts as a failure.
+    fn fail(&mut self, cfg: &ProcessConfig, reason: String, now: Clock, out: &mut Vec<Action>) {
+        if !matches!(self.state, ProcessState::Starting | ProcessState::Running)
+            || self.pid == 0
+            || self.killing
+            || self.abort.is_some()
+        {
+            return;
+        }
+        out.push(Action::Log(
+            Level::Warn,
+            format!("killing '{}' ({}) with SIGKILL: {reason}", cfg.name, self.pid),
+        ));
+        self.abort = Some(reason);
+        // Repeat every stopwaitsecs while it is still alive, as a stop does.
+        self.deadline = Some(now.mono + Duration::from_secs(cfg.stopwaitsecs.max(1)));
+        out.push(Action::Kill { group: true });
     }
 
     /// An automatic restart, unless `start_limit_burst` starts already happened
@@ -383,23 +452,27 @@ impl Machine {
         self.start_wall = now.wall;
         self.deadline = None;
         self.killing = false;
+        self.abort = None;
         self.spawnerr.clear();
         self.exitstatus = 0;
         self.change(ProcessState::Starting, None, out);
         out.push(Action::Spawn);
     }
 
-    fn enter_running(&mut self, cfg: &ProcessConfig, out: &mut Vec<Action>) {
-        self.deadline = None;
+    fn enter_running(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
+        // With `watchdog_sec=`, RUNNING's deadline is the next ping's.
+        self.deadline = cfg.health.watchdog.map(|w| now.mono + w);
         self.backoff = 0;
         self.change(ProcessState::Running, None, out);
-        out.push(Action::Log(
-            Level::Info,
-            format!(
-                "success: {} entered RUNNING state, process has stayed up for > than {} seconds (startsecs)",
-                cfg.name, cfg.startsecs
-            ),
-        ));
+        let why = match &cfg.health.ready {
+            Readiness::Startsecs => {
+                format!("process has stayed up for > than {} seconds (startsecs)", cfg.startsecs)
+            }
+            Readiness::Notify => "process reported READY=1 (ready=notify)".to_string(),
+            Readiness::Fd(n) => format!("process wrote to fd {n} (ready=fd:{n})"),
+            Readiness::Probe(p) => format!("probe passed (ready={})", p.describe()),
+        };
+        out.push(Action::Log(Level::Info, format!("success: {} entered RUNNING state, {why}", cfg.name)));
     }
 
     fn enter_backoff(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
@@ -435,6 +508,7 @@ impl Machine {
             None => false,
         };
         let text = status.describe();
+        let abort = self.abort.take();
         if self.killing {
             self.killing = false;
             self.deadline = None;
@@ -442,7 +516,18 @@ impl Machine {
             let level = if expected { Level::Info } else { Level::Warn };
             self.change(ProcessState::Stopped, None, out);
             out.push(Action::Log(level, format!("stopped: {} ({})", cfg.name, text)));
-        } else if too_quickly && self.state == ProcessState::Starting {
+        } else if let (Some(reason), ProcessState::Starting) = (&abort, self.state) {
+            // Not ready in time: a failed start, like exiting too quickly.
+            self.exitstatus = 0;
+            self.spawnerr = reason.clone();
+            out.push(Action::Log(Level::Warn, format!("exited: {} ({}; {reason})", cfg.name, text)));
+            self.pid = 0;
+            self.enter_backoff(cfg, now, out);
+            return;
+        } else if (too_quickly || cfg.health.ready != Readiness::Startsecs)
+            && self.state == ProcessState::Starting
+        {
+            // An exit before the readiness signal is a failed start too.
             self.exitstatus = 0;
             self.spawnerr = "Exited too quickly (process log may have details)".into();
             out.push(Action::Log(Level::Warn, format!("exited: {} ({}; not expected)", cfg.name, text)));
@@ -460,17 +545,23 @@ impl Machine {
                 self.change(ProcessState::Exited, Some(true), out);
                 out.push(Action::Log(Level::Info, format!("exited: {} ({}; expected)", cfg.name, text)));
             } else {
-                self.spawnerr = format!("Bad exit code {es}");
+                self.spawnerr = match &abort {
+                    Some(reason) => reason.clone(),
+                    None => format!("Bad exit code {es}"),
+                };
                 self.change(ProcessState::Exited, Some(false), out);
-                out.push(Action::Log(Level::Warn, format!("exited: {} ({}; not expected)", cfg.name, text)));
+                let why = abort.as_deref().unwrap_or("not expected");
+                out.push(Action::Log(Level::Warn, format!("exited: {} ({}; {why})", cfg.name, text)));
             }
             let ran = self.laststart.map(|t| now.mono.saturating_duration_since(t)).unwrap_or_default();
             self.pid = 0;
-            let restart = match cfg.autorestart {
-                AutoRestart::Always => true,
-                AutoRestart::Unexpected => !expected,
-                AutoRestart::Never => false,
-            };
+            // A kill the daemon decided on (watchdog, health check) always restarts.
+            let restart = abort.is_some()
+                || match cfg.autorestart {
+                    AutoRestart::Always => true,
+                    AutoRestart::Unexpected => !expected,
+                    AutoRestart::Never => false,
+                };
             if !restart {
                 return;
             }
@@ -496,8 +587,24 @@ impl Machine {
             Some(d) if d <= now.mono => {}
             _ => return,
         }
+        if self.abort.is_some() && !self.killing && self.state.is_signallable() {
+            // Still alive after the kill: kill again.
+            self.deadline = Some(now.mono + Duration::from_secs(cfg.stopwaitsecs.max(1)));
+            out.push(Action::Kill { group: true });
+            return;
+        }
         match self.state {
-            ProcessState::Starting => self.enter_running(cfg, out),
+            ProcessState::Starting if cfg.health.ready != Readiness::Startsecs => {
+                let t = cfg.health.ready_timeout;
+                self.fail(cfg, format!("not ready within {}", secs_text(t)), now, out);
+            }
+            ProcessState::Starting => self.enter_running(cfg, now, out),
+            ProcessState::Running if cfg.health.watchdog.is_some() => {
+                let w = cfg.health.watchdog.unwrap_or_default();
+                let reason = format!("watchdog: no WATCHDOG=1 within {}", secs_text(w));
+                out.push(Action::Unhealthy(reason.clone()));
+                self.fail(cfg, reason, now, out);
+            }
             ProcessState::Backoff => {
                 if self.backoff <= cfg.startretries {
                     self.auto_spawn(cfg, now, out);
@@ -516,10 +623,25 @@ impl Machine {
         }
     }
 
+    /// Whether the process is being killed because the daemon gave up on it.
+    pub fn aborting(&self) -> Option<&str> {
+        self.abort.as_deref()
+    }
+
     fn change(&mut self, to: ProcessState, expected: Option<bool>, out: &mut Vec<Action>) {
         let from = self.state;
         self.state = to;
         out.push(Action::Changed(Transition { from, to, pid: self.pid, tries: self.backoff, expected }));
+    }
+}
+
+/// `5 s`, `1.5 s`: a duration as the activity log and status show it.
+pub fn secs_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{} s", d.as_secs_f64())
     }
 }
 
@@ -893,6 +1015,216 @@ mod tests {
         );
         assert!(Backoff.is_running() && !Stopping.is_running() && !Stopping.is_stopped());
         assert!(Stopping.is_signallable() && !Backoff.is_signallable());
+    }
+
+    mod readiness {
+        //! corral's `ready=`, `watchdog_sec=` and daemon-decided kills (`Event::Fail`).
+        use super::*;
+        use crate::config::{Probe, Readiness};
+
+        fn notify_cfg() -> ProcessConfig {
+            let mut c = ProcessConfig::new("p", "/bin/true");
+            c.health.ready = Readiness::Notify;
+            c.health.ready_timeout = Duration::from_secs(5);
+            c
+        }
+
+        fn kills(a: &[Action]) -> usize {
+            a.iter().filter(|x| matches!(x, Action::Kill { group: true })).count()
+        }
+
+        #[test]
+        fn with_a_readiness_signal_starting_waits_past_startsecs() {
+            let mut t = T::new(notify_cfg());
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            assert_eq!(
+                t.m.deadline(),
+                Some(t.t0 + Duration::from_secs(5)),
+                "the ready timeout, not startsecs"
+            );
+            t.at(3000);
+            assert!(states(&t.ev(Event::Deadline)).is_empty(), "startsecs passing changes nothing");
+            let a = t.ev(Event::Ready);
+            assert_eq!(states(&a), vec![(Starting, Running)]);
+            assert_eq!(
+                logs(&a),
+                vec!["success: p entered RUNNING state, process reported READY=1 (ready=notify)"]
+            );
+            assert_eq!(t.m.deadline(), None);
+            assert!(states(&t.ev(Event::Ready)).is_empty(), "a second READY=1 changes nothing");
+        }
+
+        #[test]
+        fn ready_is_ignored_without_a_readiness_setting_or_before_the_spawn() {
+            let mut t = T::new(cfg());
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            assert!(t.ev(Event::Ready).is_empty(), "ready=startsecs: only startsecs counts");
+            let mut t = T::new(notify_cfg());
+            t.ev(Event::Start);
+            assert!(t.ev(Event::Ready).is_empty(), "no pid yet");
+        }
+
+        #[test]
+        fn not_ready_in_time_kills_the_cgroup_then_backs_off_like_a_failed_start() {
+            let mut c = notify_cfg();
+            c.startretries = 1;
+            let mut t = T::new(c);
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            let a = t.fire();
+            assert!(states(&a).is_empty(), "still STARTING until it is gone");
+            assert_eq!(kills(&a), 1);
+            assert_eq!(t.m.aborting(), Some("not ready within 5 s"));
+            assert!(t.ev(Event::Ready).is_empty(), "too late to become ready");
+            let a = t.fire();
+            assert_eq!(kills(&a), 1, "killed again while it lingers");
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Starting, Backoff)]);
+            assert_eq!(t.m.spawnerr, "not ready within 5 s");
+            assert_eq!(logs(&a), vec!["exited: p (terminated by SIGKILL; not ready within 5 s)"]);
+            // The retry is the normal one, and the next timeout ends in FATAL.
+            let a = t.fire();
+            assert_eq!(states(&a), vec![(Backoff, Starting)]);
+            t.ev(Event::Spawned(8));
+            t.fire();
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Starting, Backoff), (Backoff, Fatal)]);
+        }
+
+        #[test]
+        fn an_exit_before_the_readiness_signal_is_a_failed_start_even_after_startsecs() {
+            let mut t = T::new(notify_cfg());
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            t.at(4000);
+            let a = t.ev(Event::Exited(ExitStatus::Code(0)));
+            assert_eq!(states(&a), vec![(Starting, Backoff)]);
+        }
+
+        #[test]
+        fn a_stop_while_killing_for_readiness_ends_stopped() {
+            let mut t = T::new(notify_cfg());
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            t.fire();
+            let a = t.ev(Event::Stop);
+            assert_eq!(states(&a), vec![(Starting, Stopping)]);
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Stopping, Stopped)]);
+        }
+
+        #[test]
+        fn extend_timeout_moves_the_ready_deadline_later_never_earlier() {
+            let mut t = T::new(notify_cfg());
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            t.at(4000);
+            t.ev(Event::ExtendTimeout(Duration::from_secs(10)));
+            assert_eq!(t.m.deadline(), Some(t.t0 + Duration::from_secs(14)));
+            t.ev(Event::ExtendTimeout(Duration::from_secs(1)));
+            assert_eq!(t.m.deadline(), Some(t.t0 + Duration::from_secs(14)));
+        }
+
+        #[test]
+        fn probe_and_fd_readiness_name_themselves_in_the_log() {
+            let mut c = ProcessConfig::new("p", "/bin/true");
+            c.health.ready = Readiness::Probe(Probe::Tcp { host: "127.0.0.1".into(), port: 9 });
+            let mut t = T::new(c);
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            let a = t.ev(Event::Ready);
+            assert_eq!(
+                logs(&a),
+                vec!["success: p entered RUNNING state, probe passed (ready=tcp:127.0.0.1:9)"]
+            );
+            let mut c = ProcessConfig::new("p", "/bin/true");
+            c.health.ready = Readiness::Fd(3);
+            let mut t = T::new(c);
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            let a = t.ev(Event::Ready);
+            assert_eq!(
+                logs(&a),
+                vec!["success: p entered RUNNING state, process wrote to fd 3 (ready=fd:3)"]
+            );
+        }
+
+        fn watchdog_cfg() -> ProcessConfig {
+            let mut c = notify_cfg();
+            c.health.watchdog = Some(Duration::from_secs(2));
+            c
+        }
+
+        fn running(c: ProcessConfig) -> T {
+            let mut t = T::new(c);
+            t.ev(Event::Start);
+            t.ev(Event::Spawned(7));
+            t.at(100);
+            t.ev(Event::Ready);
+            t
+        }
+
+        #[test]
+        fn watchdog_pings_push_the_deadline() {
+            let mut t = running(watchdog_cfg());
+            assert_eq!(t.m.deadline(), Some(t.t0 + Duration::from_millis(2100)));
+            t.at(1500);
+            t.ev(Event::WatchdogPing);
+            assert_eq!(t.m.deadline(), Some(t.t0 + Duration::from_millis(3500)));
+        }
+
+        #[test]
+        fn a_missed_watchdog_reports_kills_and_restarts_even_with_autorestart_false() {
+            let mut c = watchdog_cfg();
+            c.autorestart = crate::config::AutoRestart::Never;
+            let mut t = running(c);
+            let a = t.fire();
+            assert!(a.contains(&Action::Unhealthy("watchdog: no WATCHDOG=1 within 2 s".into())));
+            assert_eq!(kills(&a), 1);
+            assert!(states(&a).is_empty(), "RUNNING until it is gone");
+            t.at(5000);
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Running, Exited), (Exited, Starting)]);
+            assert!(a.contains(&Action::Spawn));
+            assert_eq!(
+                logs(&a),
+                vec!["exited: p (terminated by SIGKILL; watchdog: no WATCHDOG=1 within 2 s)"]
+            );
+        }
+
+        #[test]
+        fn a_watchdog_restart_follows_the_backoff_policy() {
+            let mut c = watchdog_cfg();
+            c.restart.backoff = Some(crate::config::Backoff::Exponential);
+            let mut t = running(c);
+            t.fire();
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Running, Exited), (Exited, Backoff)]);
+        }
+
+        #[test]
+        fn fail_from_running_restarts_and_a_stop_meanwhile_wins() {
+            let mut t = running(notify_cfg());
+            let a = t.ev(Event::Fail("health check failed: x".into()));
+            assert_eq!(kills(&a), 1);
+            assert!(t.ev(Event::Fail("again".into())).is_empty(), "one kill per failure");
+            let a = t.ev(Event::Stop);
+            assert_eq!(states(&a), vec![(Running, Stopping)]);
+            let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
+            assert_eq!(states(&a), vec![(Stopping, Stopped)]);
+            assert!(!a.contains(&Action::Spawn));
+        }
+
+        #[test]
+        fn fail_outside_starting_and_running_does_nothing() {
+            let mut t = T::new(notify_cfg());
+            assert!(t.ev(Event::Fail("x".into())).is_empty());
+            let mut t = running(notify_cfg());
+            t.ev(Event::Stop);
+            assert!(t.ev(Event::Fail("x".into())).is_empty(), "STOPPING");
+        }
     }
 }
 

@@ -241,6 +241,9 @@ impl Bus {
             Notice::Mood(Mood::Shutdown | Mood::Restarting) => Event::supervisor_stopping(),
             Notice::RemoteCommunication { kind, data } => Event::remote_communication(&kind, &data),
             Notice::Oom { group, name, pid, oom_kills } => Event::process_oom(&group, &name, pid, oom_kills),
+            Notice::Unhealthy { group, name, pid, reason } => {
+                Event::process_unhealthy(&group, &name, pid, &reason)
+            }
             Notice::LimitsChanged { group, name, old, limits } => {
                 // One event per option that changed.
                 let name = name.unwrap_or_default();

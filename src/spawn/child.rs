@@ -40,6 +40,9 @@ pub struct SpawnRequest<'a> {
     pub cgroup_procs: &'a [RawFd],
     /// Written to `/proc/self/oom_score_adj` in the child.
     pub oom_score_adj: Option<i32>,
+    /// `(fd, n)`: the child gets the caller's open `fd` as its descriptor `n`
+    /// (`ready=fd:N`).
+    pub extra_fd: Option<(RawFd, i32)>,
 }
 
 /// A started child and the parent's ends of its pipes (non-blocking, close-on-exec).
@@ -196,6 +199,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         (c, prefix, suffix)
     });
     let umask = req.umask;
+    let extra_fd = req.extra_fd;
     // execve, not std's execvp: supervisord never retries a non-executable file
     // through /bin/sh, so an ENOEXEC must stay an error.
     let exec = ExecImage::new(&req.command.filename, &req.command.argv, &req.env)
@@ -209,7 +213,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             .collect();
 
     // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups,
-    // setgid, setuid, chdir, umask, open, close, _exit) on memory prepared before fork.
+    // setgid, setuid, chdir, umask, open, close, dup2, fcntl, _exit) on memory prepared before fork.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &cgroup_fds {
@@ -250,6 +254,17 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             }
             if let Some(mask) = umask {
                 libc::umask(mask as libc::mode_t);
+            }
+            if let Some((from, to)) = extra_fd {
+                // dup2 leaves the copy open across exec; the same number needs its flag cleared.
+                let ok = if from == to {
+                    libc::fcntl(to, libc::F_SETFD, 0) == 0
+                } else {
+                    libc::dup2(from, to) == to
+                };
+                if !ok {
+                    return Err(io::Error::last_os_error());
+                }
             }
             let image = &exec; // capture the whole (Send) struct, not its raw-pointer fields
             libc::execve(image.path.as_ptr(), image.argv.as_ptr(), image.envp.as_ptr());

@@ -53,6 +53,7 @@ fn changes_status(notice: &Notice) -> bool {
             | Notice::GroupRemoved(_)
             | Notice::Mood(_)
             | Notice::Oom { .. }
+            | Notice::Unhealthy { .. }
     )
 }
 

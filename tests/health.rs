@@ -1,0 +1,123 @@
+//! Liveness health checks (`healthcheck=`) and the watchdog (`watchdog_sec=`):
+//! failures show in status and events, and the configured action runs.
+
+mod common;
+
+use common::*;
+
+fn helper(args: &str) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ready/helper.py");
+    format!("python3 {} {args}", script.display())
+}
+
+fn description(d: &Daemon, name: &str) -> String {
+    str_of(&d.info(name)["description"])
+}
+
+/// An event listener (tests/fixtures/ready/listener.py) that appends every
+/// CORRAL_PROCESS_UNHEALTHY event to `<dir>/events`.
+fn listener_section() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ready/listener.py");
+    format!(
+        "[eventlistener:watch]\ncommand=python3 {} {{dir}}/events\nevents=CORRAL_PROCESS_UNHEALTHY\n",
+        script.display()
+    )
+}
+
+fn events(d: &Daemon) -> String {
+    std::fs::read_to_string(d.path("events")).unwrap_or_default()
+}
+
+#[test]
+fn failing_http_check_restarts_the_program_and_sends_an_event() {
+    let port = free_port();
+    // Ready once it serves 200, so the checks only ever see a serving program.
+    let d = Daemon::start(&format!(
+        "[program:api]\ncommand={}\nready=http://127.0.0.1:{port}/\nhealthcheck=http://127.0.0.1:{port}/\n\
+         healthcheck_interval=200ms\nhealthcheck_retries=2\n\n{}",
+        helper(&format!("http {{dir}} {port}")),
+        listener_section()
+    ));
+    std::fs::write(d.path("go"), b"").unwrap();
+    d.wait_state("api", "RUNNING");
+    d.wait_state("watch", "RUNNING");
+    let first = d.pid("api");
+    std::fs::remove_file(d.path("go")).unwrap();
+    wait_for("the event", DEADLINE, || events(&d).contains("eventname:CORRAL_PROCESS_UNHEALTHY"));
+    let ev = events(&d);
+    assert!(
+        ev.contains(&format!("processname:api groupname:api pid:{first}\nhttp://127.0.0.1:{port}/")),
+        "{ev}"
+    );
+    assert!(ev.contains("503"), "{ev}");
+    assert!(d.main_log().contains("api is unhealthy"));
+    std::fs::write(d.path("go"), b"").unwrap();
+    wait_for("a restart", DEADLINE, || d.state("api") == "RUNNING" && d.pid("api") != first);
+    assert!(!alive(first));
+}
+
+#[test]
+fn failing_tcp_check_with_action_stop_stops_the_program() {
+    let port = free_port();
+    let d = Daemon::start(&format!(
+        "[program:db]\ncommand={}\nstartsecs=0\nhealthcheck=tcp:127.0.0.1:{port}\n\
+         healthcheck_interval=200ms\nhealthcheck_retries=1\nhealthcheck_action=stop\n",
+        helper(&format!("tcp {{dir}} {port}"))
+    ));
+    d.wait_state("db", "RUNNING");
+    // Nothing listens: the first check fails and the program is stopped, not restarted.
+    d.wait_state("db", "STOPPED");
+    assert!(d.main_log().contains("db is unhealthy: tcp:127.0.0.1"), "{}", d.main_log());
+}
+
+#[test]
+fn failing_exec_check_with_action_none_only_reports_until_it_passes_again() {
+    let d = Daemon::start(
+        "[program:w]\ncommand=sleep 1000\nstartsecs=0\nhealthcheck=exec:test -e {dir}/healthy\n\
+         healthcheck_interval=200ms\nhealthcheck_retries=2\nhealthcheck_action=none\n",
+    );
+    d.wait_state("w", "RUNNING");
+    let pid = d.pid("w");
+    wait_for("unhealthy in the status", DEADLINE, || {
+        description(&d, "w").contains(", unhealthy: exec:test -e")
+    });
+    assert!(description(&d, "w").contains("exit status 1"), "{}", description(&d, "w"));
+    std::fs::write(d.path("healthy"), b"").unwrap();
+    wait_for("healthy again", DEADLINE, || !description(&d, "w").contains("unhealthy"));
+    assert_eq!((d.state("w"), d.pid("w")), ("RUNNING".to_string(), pid), "never restarted");
+}
+
+#[test]
+fn an_exec_check_that_hangs_fails_at_its_timeout() {
+    let d = Daemon::start(
+        "[program:w]\ncommand=sleep 1000\nstartsecs=0\nhealthcheck=exec:sleep 1000\n\
+         healthcheck_interval=200ms\nhealthcheck_timeout=300ms\nhealthcheck_retries=1\nhealthcheck_action=none\n",
+    );
+    wait_for("the timeout in the status", DEADLINE, || {
+        description(&d, "w").contains("unhealthy: exec:sleep 1000 timed out")
+    });
+}
+
+#[test]
+fn a_missed_watchdog_kills_and_restarts_reported_as_watchdog() {
+    let d = Daemon::start(&format!(
+        "[program:dog]\ncommand={}\nready=notify\nwatchdog_sec=1\n\n{}",
+        helper("notify {dir}"),
+        listener_section()
+    ));
+    std::fs::write(d.path("ping"), b"").unwrap();
+    std::fs::write(d.path("go"), b"").unwrap();
+    d.wait_state("dog", "RUNNING");
+    d.wait_state("watch", "RUNNING");
+    let first = d.pid("dog");
+    // Pinging: it stays up well past its watchdog interval.
+    wait_for("several pings", DEADLINE, || {
+        int_of(&d.info("dog")["now"]) - int_of(&d.info("dog")["start"]) >= 3
+    });
+    assert_eq!(d.pid("dog"), first);
+    std::fs::remove_file(d.path("ping")).unwrap();
+    wait_for("a restart", DEADLINE, || d.state("dog") == "RUNNING" && d.pid("dog") != first);
+    assert!(!alive(first));
+    wait_for("the event", DEADLINE, || events(&d).contains("watchdog: no WATCHDOG=1 within 1 s"));
+    assert!(d.main_log().contains("dog is unhealthy: watchdog: no WATCHDOG=1 within 1 s"));
+}
