@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{kill, Signal};
@@ -14,11 +15,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::*;
 use super::empty_watch::EmptyWatch;
+use super::handover::{self, HandOver, SavedExit, SavedProcess};
 use super::info;
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
 use crate::cgroup::{self, Backend, OomWatch};
-use crate::config::{Config, GroupConfig, KillMode, ProcessConfig};
+use crate::config::{Config, GroupConfig, GroupKind, KillMode, ProcessConfig};
 use crate::logs::main_log::{ClearError, MainLogHandle};
 use crate::spawn::{self, command};
 use crate::stats::CpuSampler;
@@ -147,10 +149,38 @@ fn wait_outcome(
 }
 
 /// Why [`Engine::run`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Exit {
     /// Shutdown completed; every process is stopped.
     Shutdown,
+    /// A re-exec was requested: the programs keep running and this is their state.
+    Reexec(Box<HandOver>),
+}
+
+/// A re-exec accepted and in preparation.
+struct Reexec {
+    /// Processes stopped before the hand-over (event listeners, programs gone from the config).
+    stopping: Vec<ProcId>,
+    /// The front-ends are quiet: hand over once `stopping` have stopped.
+    hand_over: bool,
+}
+
+impl From<ExitStatus> for SavedExit {
+    fn from(s: ExitStatus) -> SavedExit {
+        match s {
+            ExitStatus::Code(c) => SavedExit::Code(c),
+            ExitStatus::Signal { signal, core } => SavedExit::Signal { signal, core },
+        }
+    }
+}
+
+impl From<SavedExit> for ExitStatus {
+    fn from(s: SavedExit) -> ExitStatus {
+        match s {
+            SavedExit::Code(c) => ExitStatus::Code(c),
+            SavedExit::Signal { signal, core } => ExitStatus::Signal { signal, core },
+        }
+    }
 }
 
 /// Loads the configuration again for `reread` and restarts.
@@ -180,6 +210,12 @@ pub struct Engine {
     empty: EmptyWatch,
     /// Event listener pools and the event bus (`listeners.rs`).
     listeners: super::listeners::Listeners,
+    /// The binary a re-exec runs and who is told when one is accepted.
+    reexec_to: Option<(PathBuf, mpsc::UnboundedSender<()>)>,
+    /// A re-exec in preparation.
+    reexec: Option<Reexec>,
+    /// The previous daemon's state, applied when the groups are created.
+    inherited: Option<HandOver>,
 }
 
 fn wall_now() -> i64 {
@@ -222,11 +258,26 @@ impl Engine {
             notices: notices.clone(),
             cgroups,
             empty: EmptyWatch::new(),
+            reexec_to: None,
+            reexec: None,
+            inherited: None,
         };
         (engine, Handle::new(tx, notices))
     }
 
-    /// Run until shutdown. Creates every group and starts the autostart processes.
+    /// Allow re-exec of `binary`; `accepted` is told when a request passed its checks,
+    /// so the daemon can quiet its front-ends and then send [`Command::HandOver`].
+    pub fn enable_reexec(&mut self, binary: PathBuf, accepted: mpsc::UnboundedSender<()>) {
+        self.reexec_to = Some((binary, accepted));
+    }
+
+    /// Take over the processes a previous daemon handed over (same pids, same
+    /// pipes); applied when [`run`](Engine::run) creates the groups.
+    pub fn adopt(&mut self, state: HandOver) {
+        self.inherited = Some(state);
+    }
+
+    /// Run until shutdown or re-exec. Creates every group and starts the autostart processes.
     pub async fn run(mut self) -> std::io::Result<Exit> {
         let mut sigchld = signal(SignalKind::child())?;
         self.activate_all();
@@ -246,6 +297,12 @@ impl Engine {
                 ids = self.empty.changed(), if self.empty.active() => {
                     for id in ids { self.check_drain(id); }
                 }
+            }
+            if self.ready_to_hand_over() {
+                let mut state = self.hand_over_state();
+                // Every reader stops at an await point, after writing what it read.
+                state.settle_readers().await;
+                return Ok(Exit::Reexec(Box::new(state)));
             }
             // A reap may race with the SIGCHLD of a just-spawned child; reaping is cheap.
             if self.mood != Mood::Running && self.advance_stop_all() {
@@ -272,6 +329,9 @@ impl Engine {
         let names: Vec<String> = self.config.groups.iter().map(|g| g.name.clone()).collect();
         for name in names {
             self.activate_group(&name);
+        }
+        if let Some(state) = self.inherited.take() {
+            self.restore(state);
         }
         self.notify(Notice::Mood(Mood::Running));
         self.autostart();
@@ -822,6 +882,14 @@ impl Engine {
             Command::Freeze(target, freeze, r) => {
                 let _ = r.send(self.cmd_freeze(&target, freeze));
             }
+            Command::Reexec(r) => {
+                let _ = r.send(self.cmd_reexec());
+            }
+            Command::HandOver => {
+                if let Some(r) = &mut self.reexec {
+                    r.hand_over = true;
+                }
+            }
             Command::ReopenLogs => {
                 tracing::info!("received SIGUSR2 indicating log reopen request");
                 if let Some(h) = &self.main_log {
@@ -842,7 +910,7 @@ impl Engine {
     }
 
     fn check_mood(&self) -> Result<(), Fault> {
-        if self.mood == Mood::Running {
+        if self.mood == Mood::Running && self.reexec.is_none() {
             Ok(())
         } else {
             Err(Fault::bare(FaultCode::ShutdownState))
@@ -1324,6 +1392,149 @@ impl Engine {
             }
         }
         Some(())
+    }
+
+    // ----- re-exec ------------------------------------------------------------
+
+    /// Accept a re-exec once the binary and the configuration it will read check out.
+    /// Event listeners and programs gone from the configuration are stopped first:
+    /// the listener protocol's state cannot be carried across, and a program without
+    /// a section would have nothing to be adopted by.
+    fn cmd_reexec(&mut self) -> Result<(), Fault> {
+        self.check_mood()?;
+        let Some((binary, accepted)) = &self.reexec_to else {
+            return Err(Fault::new(FaultCode::Failed, "re-exec is not available in this daemon"));
+        };
+        handover::check_binary(binary).map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))?;
+        let new = (self.loader)().map_err(|e| Fault::new(FaultCode::CantReread, e))?;
+        check_limits(self.cgroups.as_ref(), &new).map_err(|e| Fault::new(FaultCode::CantReread, e))?;
+        let _ = accepted.send(());
+        tracing::warn!("received reexec request ({})", binary.display());
+        let kept = |group: &str, name: &str| {
+            new.groups.iter().any(|g| {
+                g.name == group
+                    && !matches!(g.kind, GroupKind::EventListener(_))
+                    && g.processes.iter().any(|p| p.name == name)
+            })
+        };
+        let mut stopping = Vec::new();
+        for (name, g) in &self.groups {
+            let listener = matches!(g.cfg.kind, GroupKind::EventListener(_));
+            for id in &g.members {
+                if listener || !kept(name, &self.procs[id].cfg.name) {
+                    stopping.push(*id);
+                }
+            }
+        }
+        for &id in &stopping {
+            match self.procs[&id].machine.state() {
+                ProcessState::Running | ProcessState::Starting => self.feed(id, Event::Stop),
+                ProcessState::Backoff => self.feed(id, Event::GiveUp),
+                _ => {}
+            }
+        }
+        self.reexec = Some(Reexec { stopping, hand_over: false });
+        Ok(())
+    }
+
+    fn ready_to_hand_over(&self) -> bool {
+        let Some(r) = &self.reexec else { return false };
+        r.hand_over
+            && r.stopping.iter().all(|id| {
+                self.procs.get(id).is_none_or(|p| p.machine.state().is_stopped() && p.draining.is_none())
+            })
+    }
+
+    /// Stop the pipe readers and describe every process for the next daemon.
+    fn hand_over_state(&mut self) -> HandOver {
+        let mut state = HandOver::new();
+        let now = Instant::now();
+        let skip = self.reexec.take().map(|r| r.stopping).unwrap_or_default();
+        for g in self.groups_in_priority() {
+            for id in self.groups[&g].members.clone() {
+                if skip.contains(&id) {
+                    continue;
+                }
+                let Some(p) = self.procs.get_mut(&id) else { continue };
+                let (pipes, readers) = p.output.take_pipes();
+                state.add_readers(readers);
+                let saved = SavedProcess {
+                    group: p.group.clone(),
+                    name: p.cfg.name.clone(),
+                    machine: p.machine.save(now),
+                    placed: p.placed,
+                    oom_kills: p.oom_kills,
+                    stdout: pipes.stdout.map(|fd| state.keep(fd)),
+                    stderr: pipes.stderr.map(|fd| state.keep(fd)),
+                    stdin: pipes.stdin.map(|fd| state.keep(fd)),
+                    drain: p.draining.as_ref().map(|d| d.status.into()),
+                };
+                state.state.processes.push(saved);
+            }
+        }
+        tracing::info!("handing {} process(es) over to the new corrald", state.state.processes.len());
+        state
+    }
+
+    /// Take over what the previous daemon handed over: same pids, same pipes,
+    /// same counters and timers. A process whose section is gone cannot be
+    /// supervised and is killed (the old daemon stops those before the exec,
+    /// so this only happens when the file changed in between).
+    fn restore(&mut self, mut state: HandOver) {
+        let now = Instant::now();
+        let mut adopted = 0;
+        for sp in std::mem::take(&mut state.state.processes) {
+            let (stdout, stderr, stdin) =
+                (state.take(sp.stdout), state.take(sp.stderr), state.take(sp.stdin));
+            let id = self
+                .groups
+                .get(&sp.group)
+                .and_then(|g| g.members.iter().copied().find(|id| self.procs[id].cfg.name == sp.name));
+            let machine = super::state::Machine::restore(&sp.machine, now);
+            let (Some(id), Some(machine)) = (id, machine) else {
+                if sp.machine.pid != 0 {
+                    tracing::warn!(
+                        "{}: no longer in the configuration; killing pid {} it left running",
+                        make_namespec(&sp.group, &sp.name),
+                        sp.machine.pid
+                    );
+                    let _ = kill(Pid::from_raw(sp.machine.pid as i32), Signal::SIGKILL);
+                    if sp.placed {
+                        let target = cgroup::Target::Process { group: &sp.group, process: &sp.name };
+                        if let Err(e) = self.cgroups.kill(target) {
+                            tracing::warn!("killing the cgroup of {}: {e}", sp.name);
+                        }
+                    }
+                }
+                continue;
+            };
+            let pid = machine.pid;
+            let Some(p) = self.procs.get_mut(&id) else { continue };
+            p.machine = machine;
+            p.placed = sp.placed;
+            p.oom_kills = sp.oom_kills;
+            if pid != 0 {
+                self.by_pid.insert(pid, id);
+                adopted += 1;
+                match (stdout, stdin) {
+                    (Some(out), Some(input)) => {
+                        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
+                        p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
+                    }
+                    _ => tracing::warn!(
+                        "{}: output pipes were not handed over; output not captured",
+                        p.cfg.name
+                    ),
+                }
+            }
+            if let Some(status) = sp.drain {
+                self.start_drain(id, status.into());
+            }
+            self.rearm(id);
+        }
+        tracing::info!("adopted {adopted} running process(es) from the previous corrald");
+        // Children that exited during the exec left zombies and no SIGCHLD.
+        self.reap();
     }
 
     // ----- information ------------------------------------------------------

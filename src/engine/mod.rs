@@ -3,6 +3,7 @@
 pub mod api;
 mod core;
 mod empty_watch;
+pub mod handover;
 pub mod info;
 mod listeners;
 mod output;

@@ -93,6 +93,22 @@ pub(crate) struct Output {
     stderr: Sink,
     stdin: Option<OwnedFd>,
     strip_ansi: bool,
+    /// Second descriptors of the running child's stdout/stderr read ends, so a
+    /// re-exec can hand the pipes over after stopping their readers.
+    kept: Vec<(Channel, OwnedFd)>,
+    /// The reader tasks of the running child.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A running child's pipes, taken out of its [`Output`] for a re-exec.
+#[derive(Debug)]
+pub(crate) struct Pipes {
+    /// Read end of stdout.
+    pub stdout: Option<OwnedFd>,
+    /// Read end of stderr (none with `redirect_stderr`).
+    pub stderr: Option<OwnedFd>,
+    /// Write end of stdin.
+    pub stdin: Option<OwnedFd>,
 }
 
 impl Output {
@@ -106,7 +122,14 @@ impl Output {
         } else {
             Sink::new(cfg, p, Channel::Stderr, &p.stderr.logfile, p.stderr.maxbytes, p.stderr.backups)
         };
-        Output { stdout, stderr, stdin: None, strip_ansi: cfg.supervisord.strip_ansi }
+        Output {
+            stdout,
+            stderr,
+            stdin: None,
+            strip_ansi: cfg.supervisord.strip_ansi,
+            kept: Vec::new(),
+            readers: Vec::new(),
+        }
     }
 
     fn sink(&self, channel: Channel) -> &Sink {
@@ -131,7 +154,15 @@ impl Output {
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), self.stderr.journal.clone(), &p.stderr));
         }
+        self.kept.clear();
+        self.readers.clear();
         for (channel, fd, file, journal, ch) in readers {
+            match fd.try_clone() {
+                Ok(dup) => self.kept.push((channel, dup)),
+                Err(e) => {
+                    tracing::warn!("{}: cannot keep the {} pipe for a re-exec: {e}", p.name, channel.as_str())
+                }
+            }
             let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
             rc.capture_maxbytes = ch.capture_maxbytes as usize;
@@ -150,11 +181,11 @@ impl Output {
                     Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
             }
             let name = p.name.clone();
-            tokio::spawn(async move {
+            self.readers.push(tokio::spawn(async move {
                 if let Err(e) = read_pipe(fd, rc).await {
                     tracing::warn!("{name}: {e}");
                 }
-            });
+            }));
         }
         self.stdin = Some(stdin);
     }
@@ -162,6 +193,27 @@ impl Output {
     /// The child is gone: its stdin can no longer be written.
     pub fn child_exited(&mut self) {
         self.stdin = None;
+        self.kept.clear();
+        self.readers.clear();
+    }
+
+    /// Stop the readers and take the pipes out, for a re-exec. A reader is
+    /// cancelled only at an await point, after the file write of every chunk it
+    /// has read, so bytes are either in the log or still in the pipe.
+    /// Returns the pipes and the reader tasks to await before the exec.
+    pub fn take_pipes(&mut self) -> (Pipes, Vec<tokio::task::JoinHandle<()>>) {
+        let readers = std::mem::take(&mut self.readers);
+        for r in &readers {
+            r.abort();
+        }
+        let mut pipes = Pipes { stdout: None, stderr: None, stdin: self.stdin.take() };
+        for (channel, fd) in self.kept.drain(..) {
+            match channel {
+                Channel::Stdout => pipes.stdout = Some(fd),
+                Channel::Stderr => pipes.stderr = Some(fd),
+            }
+        }
+        (pipes, readers)
     }
 
     /// Append bytes the daemon itself reports for the child (exec failures)
@@ -251,6 +303,7 @@ impl Output {
     /// The group is going away: close stdin; readers end at EOF on their own.
     pub fn close(&mut self) {
         self.stdin = None;
+        self.kept.clear();
     }
 }
 

@@ -1,0 +1,177 @@
+//! Re-exec without stopping programs: `corral.reexec` (corralctl `reexec`,
+//! SIGUSR1) runs the binary at the path corrald was started from again, and
+//! every program keeps its pid, its state and its log, without a gap.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use dxr::Value;
+
+/// A copy of corrald in `dir/bin`, as a package would install it.
+fn install_binary(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let path = bin.join("corrald");
+    std::fs::copy(env!("CARGO_BIN_EXE_corrald"), &path).expect("copy corrald");
+    path
+}
+
+/// Replace the installed binary the way a package upgrade does: write a new
+/// file next to it and rename it over the old one. Returns the new inode.
+fn upgrade_binary(path: &Path, contents: &Path) -> u64 {
+    let next = path.with_extension("new");
+    std::fs::copy(contents, &next).expect("copy new binary");
+    std::fs::rename(&next, path).expect("rename over the old binary");
+    std::fs::metadata(path).expect("stat new binary").ino()
+}
+
+/// Start the corrald installed at `binary` on `programs` after the standard preamble.
+fn start_installed(dir: tempfile::TempDir, binary: &Path, programs: &str) -> Daemon {
+    let text =
+        format!("{}{}", preamble(dir.path()), programs.replace("{dir}", &dir.path().display().to_string()));
+    let conf = dir.path().join("corral.conf");
+    std::fs::write(&conf, text).expect("write config");
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .args(["--dbus", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file")))
+        .spawn()
+        .expect("spawn corrald");
+    let sock = dir.path().join("corral.sock");
+    let d = Daemon { child: Some(child), dir, conf, sock };
+    d.wait_answering();
+    d
+}
+
+/// Inode of the executable a process runs.
+fn exe_inode(pid: i32) -> u64 {
+    std::fs::metadata(format!("/proc/{pid}/exe")).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// name → (pid, statename) for every process.
+fn snapshot(d: &Daemon) -> Vec<(String, i64, String)> {
+    array_of(d.call("supervisor.getAllProcessInfo", vec![]))
+        .into_iter()
+        .map(|v| {
+            let s = struct_of(v);
+            (str_of(&s["name"]), int_of(&s["pid"]), str_of(&s["statename"]))
+        })
+        .collect()
+}
+
+/// The counter lines of a log, as numbers.
+fn counter_lines(path: &Path) -> Vec<u64> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+const TWENTY_PROGRAMS: &str = "\
+[program:counter]
+command=sh -c 'i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done'
+stdout_logfile={dir}/counter.log
+startsecs=0
+
+[program:sleeper]
+command=sleep 100000
+process_name=%(program_name)s_%(process_num)02d
+numprocs=19
+startsecs=0
+";
+
+#[test]
+fn reexec_of_an_upgraded_binary_keeps_every_program_and_loses_no_output() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = install_binary(dir.path());
+    let d = start_installed(dir, &binary, TWENTY_PROGRAMS);
+    wait_for("20 programs RUNNING", DEADLINE, || {
+        let s = snapshot(&d);
+        s.len() == 20 && s.iter().all(|(_, _, state)| state == "RUNNING")
+    });
+    let before = snapshot(&d);
+    let log = d.path("counter.log");
+    wait_for("the counter to be logging", DEADLINE, || counter_lines(&log).len() >= 20);
+    let daemon = d.daemon_pid();
+    let old_exe = exe_inode(daemon);
+
+    let new_exe = upgrade_binary(&binary, Path::new(env!("CARGO_BIN_EXE_corrald")));
+    assert_ne!(old_exe, new_exe);
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+
+    wait_for("corrald to run the new binary", DEADLINE, || exe_inode(daemon) == new_exe);
+    d.wait_answering();
+    assert_eq!(int_of(&d.call("supervisor.getPID", vec![])), daemon as i64, "the daemon keeps its pid");
+    let after = snapshot(&d);
+    assert_eq!(before, after, "same programs, same pids, all still RUNNING");
+    for (_, pid, _) in &after {
+        assert!(alive(*pid), "pid {pid} is alive");
+    }
+
+    let at_reexec = counter_lines(&log).last().copied().unwrap_or(0);
+    wait_for("the counter to go on after the re-exec", DEADLINE, || {
+        counter_lines(&log).last().is_some_and(|n| *n > at_reexec + 50)
+    });
+    let lines = counter_lines(&log);
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "no line lost or repeated around the re-exec");
+    }
+    assert_eq!(lines[0], 0);
+    let main_log = d.main_log();
+    assert!(main_log.contains("adopted 20 running process(es)"), "{main_log}");
+}
+
+#[test]
+fn reexec_of_an_unusable_binary_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = install_binary(dir.path());
+    let d = start_installed(dir, &binary, "[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let pid = d.pid("a");
+    let garbage = d.path("garbage");
+    std::fs::write(&garbage, b"not a program").expect("write");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&garbage, mode).expect("chmod");
+    upgrade_binary(&binary, &garbage);
+
+    let err = d.try_call("corral.reexec", vec![]).expect_err("reexec must fail");
+    let text = err.to_string();
+    assert!(text.contains("FAILED") && text.contains("cannot re-execute"), "{text}");
+    assert_eq!(d.pid("a"), pid);
+    assert_eq!(d.state("a"), "RUNNING");
+    // The daemon is fully working: commands still act.
+    d.call("supervisor.stopProcess", vec![s("a")]);
+    assert!(!alive(pid));
+}
+
+#[test]
+fn sigusr1_reexecs_and_corralctl_reexec_too() {
+    let d = Daemon::start("[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let pid = d.pid("a");
+    d.signal(nix::sys::signal::Signal::SIGUSR1);
+    wait_for("the SIGUSR1 re-exec to finish", DEADLINE, || {
+        d.main_log().matches("adopted 1 running process(es)").count() == 1
+    });
+    d.wait_answering();
+    assert_eq!(d.pid("a"), pid);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_corralctl"))
+        .arg("-c")
+        .arg(&d.conf)
+        .arg("reexec")
+        .output()
+        .expect("run corralctl");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Re-executing corrald");
+    wait_for("the second re-exec to finish", DEADLINE, || {
+        d.main_log().matches("adopted 1 running process(es)").count() == 2
+    });
+    d.wait_answering();
+    assert_eq!(d.pid("a"), pid);
+    assert_eq!(d.state("a"), "RUNNING");
+}
