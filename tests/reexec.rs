@@ -175,3 +175,93 @@ fn sigusr1_reexecs_and_corralctl_reexec_too() {
     assert_eq!(d.pid("a"), pid);
     assert_eq!(d.state("a"), "RUNNING");
 }
+
+#[test]
+fn an_exec_that_fails_after_the_checks_leaves_the_old_daemon_running() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = install_binary(dir.path());
+    let d = start_installed(dir, &binary, "[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let pid = d.pid("a");
+    // An ELF header and nothing else: it passes the checks, the kernel refuses it.
+    let broken = d.path("broken");
+    std::fs::write(&broken, b"\x7fELF-truncated").expect("write");
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    upgrade_binary(&binary, &broken);
+
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the failure to be logged", DEADLINE, || d.main_log().contains("re-exec failed"));
+    d.wait_answering();
+    assert!(d.main_log().contains("adopted 1 running process(es)"), "{}", d.main_log());
+    assert_eq!(d.pid("a"), pid);
+    assert_eq!(d.state("a"), "RUNNING");
+    // Still in charge: a stop kills it.
+    d.call("supervisor.stopProcess", vec![s("a")]);
+    assert!(!alive(pid));
+}
+
+#[test]
+fn programs_removed_from_the_config_are_stopped_and_listeners_restarted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("listener.py"),
+        "import sys\n\
+         while True:\n\
+         \x20   sys.stdout.write('READY\\n'); sys.stdout.flush()\n\
+         \x20   h = sys.stdin.readline()\n\
+         \x20   f = dict(x.split(':', 1) for x in h.split())\n\
+         \x20   sys.stdin.read(int(f['len']))\n\
+         \x20   open(sys.argv[1], 'a').write(f['eventname'] + '\\n')\n\
+         \x20   sys.stdout.write('RESULT 2\\nOK'); sys.stdout.flush()\n",
+    )
+    .expect("write listener");
+    let listener =
+        "[eventlistener:listen]\ncommand=python3 {dir}/listener.py {dir}/events.log\nevents=PROCESS_STATE\nstartsecs=0\n\n";
+    let keep = "[program:keep]\ncommand=sleep 100000\nstartsecs=0\n\n";
+    let gone = "[program:gone]\ncommand=sleep 100000\nstartsecs=0\n\n";
+    let text = format!("{}{listener}{keep}{gone}", preamble(dir.path()))
+        .replace("{dir}", &dir.path().display().to_string());
+    let d = Daemon::start_with(dir, &text);
+    d.wait_state("keep", "RUNNING");
+    d.wait_state("gone", "RUNNING");
+    d.wait_state("listen", "RUNNING");
+    let (keep_pid, gone_pid, listener_pid) = (d.pid("keep"), d.pid("gone"), d.pid("listen"));
+
+    std::fs::write(&d.conf, text.replace(gone, "")).expect("rewrite config");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    d.wait_answering();
+
+    assert_eq!(d.pid("keep"), keep_pid);
+    assert!(!alive(gone_pid), "a program without a section is stopped before the exec");
+    assert!(d.try_call("supervisor.getProcessInfo", vec![s("gone")]).is_err());
+    d.wait_state("listen", "RUNNING");
+    assert_ne!(d.pid("listen"), listener_pid, "the listener starts afresh");
+    assert!(!alive(listener_pid));
+    // The new listener gets events.
+    let events = d.path("events.log");
+    let lines =
+        || std::fs::read_to_string(&events).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>();
+    let seen = lines().len();
+    d.call("supervisor.stopProcess", vec![s("keep")]);
+    wait_for("the new listener to see keep stop", DEADLINE, || {
+        lines()[seen..].iter().any(|l| l == "PROCESS_STATE_STOPPED")
+    });
+}
+
+#[test]
+fn a_service_manager_sees_reloading_then_ready() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify = DatagramSink::bind(dir.path(), "notify.sock");
+    let text = format!("{}[program:a]\ncommand=sleep 100000\nstartsecs=0\n", preamble(dir.path()));
+    let path = notify.path.display().to_string();
+    let d = Daemon::spawn_with(dir, &text, &[("NOTIFY_SOCKET", &path)], &[]);
+    let is = |m: &[u8], line: &str| String::from_utf8_lossy(m).lines().any(|l| l == line);
+    notify.recv_until("READY=1", |m| is(m, "READY=1"));
+    d.wait_state("a", "RUNNING");
+    let pid = d.pid("a");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    notify.recv_until("RELOADING=1", |m| is(m, "RELOADING=1"));
+    notify.recv_until("READY=1 from the new daemon", |m| is(m, "READY=1"));
+    assert_eq!(d.pid("a"), pid);
+}
