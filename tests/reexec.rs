@@ -265,3 +265,135 @@ fn a_service_manager_sees_reloading_then_ready() {
     notify.recv_until("READY=1 from the new daemon", |m| is(m, "READY=1"));
     assert_eq!(d.pid("a"), pid);
 }
+
+// ----- crash recovery ------------------------------------------------------------
+
+fn cgroups_usable() -> bool {
+    let ok = nix::unistd::Uid::effective().is_root()
+        && std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.contains(" cgroup")).unwrap_or(false);
+    if !ok {
+        if std::env::var_os("CORRAL_REQUIRE_CGROUPS").is_some() {
+            panic!("CORRAL_REQUIRE_CGROUPS is set but this run has no usable cgroupfs");
+        }
+        skip("finding programs after a crash needs root and a writable cgroupfs");
+    }
+    ok
+}
+
+/// SIGKILL the daemon, as a crash would, and start a new one on the same directory.
+fn crash_and_restart(d: &mut Daemon, conf_text: Option<&str>) {
+    let mut old = d.child.take().expect("daemon running");
+    old.kill().expect("SIGKILL corrald");
+    old.wait().expect("reap corrald");
+    if let Some(text) = conf_text {
+        std::fs::write(&d.conf, text).expect("rewrite config");
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_corrald"))
+        .arg("-c")
+        .arg(&d.conf)
+        .args(["--dbus", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(d.path("corrald2.stderr")).expect("stderr file")))
+        .spawn()
+        .expect("spawn corrald");
+    d.child = Some(child);
+    d.wait_answering();
+}
+
+/// A counter that survives writing to a pipe nobody reads (SIGPIPE ignored).
+const HARDY_COUNTER: &str = "[program:counter]\n\
+    command=sh -c 'trap \"\" PIPE; i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done'\n\
+    stdout_logfile={dir}/counter.log\nstartsecs=0\n\n";
+
+#[test]
+fn after_a_crash_adopt_orphans_takes_the_programs_over_with_their_pids() {
+    if !cgroups_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let programs = format!(
+        "{HARDY_COUNTER}[program:a]\ncommand=sleep 100000\nstartsecs=0\n\n[program:gone]\ncommand=sleep 100000\nstartsecs=0\n\n"
+    );
+    let text = format!("{}{programs}", preamble(dir.path()))
+        .replace("[supervisord]\n", "[supervisord]\nadopt_orphans=true\n")
+        .replace("{dir}", &dir.path().display().to_string());
+    let mut d = Daemon::start_with(dir, &text);
+    for name in ["a", "counter", "gone"] {
+        d.wait_state(name, "RUNNING");
+    }
+    let (a, counter, gone) = (d.pid("a"), d.pid("counter"), d.pid("gone"));
+    let log = d.path("counter.log");
+    wait_for("the counter to be logging", DEADLINE, || counter_lines(&log).len() >= 10);
+
+    // `gone` leaves the configuration while no daemon runs: it must not survive.
+    crash_and_restart(
+        &mut d,
+        Some(&text.replace("[program:gone]\ncommand=sleep 100000\nstartsecs=0\n\n", "")),
+    );
+
+    assert_eq!(d.pid("a"), a, "adopted, not started again");
+    assert_eq!(d.pid("counter"), counter);
+    assert_eq!(d.state("a"), "RUNNING");
+    wait_for("the program removed from the config to be killed", DEADLINE, || !alive(gone));
+    // Output is reached again through the program's own pipe, and the gap is marked.
+    let text_now = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the adoption to be marked in the log", DEADLINE, || {
+        text_now().contains(&format!("corrald: adopted pid {counter} after an unclean daemon exit"))
+    });
+    let marked_at = text_now().len();
+    wait_for("the counter to be captured again", DEADLINE, || {
+        text_now()[marked_at..].lines().filter(|l| l.trim().parse::<u64>().is_ok()).count() >= 10
+    });
+
+    // A stop works on an adopted program, and its end is seen without being its parent.
+    d.call("supervisor.stopProcess", vec![s("a")]);
+    assert!(!alive(a));
+    assert_eq!(d.state("a"), "STOPPED");
+    // An exit nobody asked for is reported, with an honest status, and restarted.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(counter as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill counter");
+    wait_for("the counter to be restarted", DEADLINE, || {
+        let pid = d.pid("counter");
+        pid != 0 && pid != counter && d.state("counter") == "RUNNING"
+    });
+    assert!(d.main_log().contains("exit status unknown"), "{}", d.main_log());
+}
+
+#[test]
+fn after_a_crash_without_adoption_the_programs_are_replaced_and_none_survives() {
+    if !cgroups_usable() {
+        return;
+    }
+    let mut d = Daemon::start(
+        "[program:a]\ncommand=sh -c 'sleep 100000 & exec sleep 100000'\nstartsecs=0\n\n\
+         [program:b]\ncommand=sleep 100000\nstartsecs=0\n",
+    );
+    d.wait_state("a", "RUNNING");
+    d.wait_state("b", "RUNNING");
+    let cgroup = str_of(&d.call("corral.getProcessCgroup", vec![s("a")]));
+    let members = cgroup_member_pids(&cgroup).unwrap_or_default();
+    let old: Vec<i64> = members.into_iter().chain([d.pid("b")]).collect();
+    assert_eq!(old.len(), 3, "both sleeps of a, and b: {old:?}");
+
+    crash_and_restart(&mut d, None);
+
+    d.wait_state("a", "RUNNING");
+    d.wait_state("b", "RUNNING");
+    for pid in &old {
+        assert!(!alive(*pid), "pid {pid} of the crashed daemon still runs");
+    }
+    assert!(!old.contains(&d.pid("a")) && !old.contains(&d.pid("b")));
+    assert!(d.main_log().contains("left running by a previous corrald"), "{}", d.main_log());
+}
+
+/// Pids in a cgroup shown as `/…/corral-…/g/p`, looked up in every mounted hierarchy.
+fn cgroup_member_pids(path: &str) -> Option<Vec<i64>> {
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let procs = Path::new(root).join(path.trim_start_matches('/')).join("cgroup.procs");
+        if let Ok(text) = std::fs::read_to_string(procs) {
+            return Some(text.lines().filter_map(|l| l.parse().ok()).collect());
+        }
+    }
+    None
+}

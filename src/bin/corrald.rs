@@ -469,7 +469,9 @@ async fn serve_once(
         None => corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers).await,
     }
     .context("starting the HTTP servers")?;
-    if inherited.is_none() {
+    // With adopt_orphans the engine takes over what is still running and kills the rest.
+    let adopt_orphans = inherited.is_none() && cfg.supervisord.adopt_orphans;
+    if inherited.is_none() && !adopt_orphans {
         kill_leftovers(cgroups.as_ref());
     }
     // Second descriptors of the listeners, for a re-exec.
@@ -489,6 +491,9 @@ async fn serve_once(
     }
     if let Some(state) = inherited {
         engine.adopt(state);
+    }
+    if adopt_orphans {
+        engine.adopt_orphans();
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

@@ -111,6 +111,28 @@ pub(crate) fn rmdir_tree(path: &Path) -> Result<(), CgroupError> {
     rmdir(path)
 }
 
+/// What a stale-kill under `top` takes when the leaves in `spare` must stay:
+/// every group directory holding no spared leaf, and the other leaves of the
+/// groups that hold one. `skip` is a top-level name left alone (the daemon's leaf).
+pub(crate) fn stale_dirs(
+    top: &Path,
+    spare: &[PathBuf],
+    skip: Option<&str>,
+) -> Result<Vec<PathBuf>, CgroupError> {
+    let mut stale = Vec::new();
+    for group in subdirs(top)? {
+        if skip.is_some_and(|s| group.file_name().is_some_and(|n| n == s)) {
+            continue;
+        }
+        if !spare.iter().any(|s| s.parent() == Some(group.as_path())) {
+            stale.push(group);
+            continue;
+        }
+        stale.extend(subdirs(&group)?.into_iter().filter(|leaf| !spare.contains(leaf)));
+    }
+    Ok(stale)
+}
+
 /// The subdirectories (child cgroups) of a cgroup directory; none if missing.
 pub(crate) fn subdirs(path: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let entries = match fs::read_dir(path) {

@@ -17,6 +17,7 @@ use super::api::*;
 use super::empty_watch::EmptyWatch;
 use super::handover::{self, HandOver, SavedExit, SavedProcess};
 use super::info;
+use super::orphans::{self, watch_orphan};
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
 use crate::cgroup::{self, Backend, OomWatch};
@@ -49,6 +50,8 @@ pub(crate) struct Proc {
     /// The main pid exited but its cgroup still holds processes: the exit is
     /// reported once the cgroup is empty ("stopped" means nothing is left).
     draining: Option<Drain>,
+    /// The running pid was adopted after a crash: not our child, watched through a pidfd.
+    orphan: bool,
 }
 
 impl Proc {
@@ -65,6 +68,7 @@ impl Proc {
             last_oom: false,
             cpu: CpuSampler::new(),
             draining: None,
+            orphan: false,
         }
     }
 }
@@ -170,6 +174,7 @@ impl From<ExitStatus> for SavedExit {
         match s {
             ExitStatus::Code(c) => SavedExit::Code(c),
             ExitStatus::Signal { signal, core } => SavedExit::Signal { signal, core },
+            ExitStatus::Unknown => SavedExit::Unknown,
         }
     }
 }
@@ -179,6 +184,7 @@ impl From<SavedExit> for ExitStatus {
         match s {
             SavedExit::Code(c) => ExitStatus::Code(c),
             SavedExit::Signal { signal, core } => ExitStatus::Signal { signal, core },
+            SavedExit::Unknown => ExitStatus::Unknown,
         }
     }
 }
@@ -216,6 +222,11 @@ pub struct Engine {
     reexec: Option<Reexec>,
     /// The previous daemon's state, applied when the groups are created.
     inherited: Option<HandOver>,
+    /// Adopt what a crashed daemon left running when the groups are first created.
+    scan_orphans: bool,
+    /// Exits of adopted orphans, reported by their pidfd watchers.
+    orphan_tx: mpsc::UnboundedSender<u32>,
+    orphan_rx: mpsc::UnboundedReceiver<u32>,
 }
 
 fn wall_now() -> i64 {
@@ -238,6 +249,7 @@ impl Engine {
         let (notices, _) = broadcast::channel(4096);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
+        let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
         let engine = Engine {
             config,
             loader,
@@ -261,6 +273,9 @@ impl Engine {
             reexec_to: None,
             reexec: None,
             inherited: None,
+            scan_orphans: false,
+            orphan_tx,
+            orphan_rx,
         };
         (engine, Handle::new(tx, notices))
     }
@@ -275,6 +290,13 @@ impl Engine {
     /// pipes); applied when [`run`](Engine::run) creates the groups.
     pub fn adopt(&mut self, state: HandOver) {
         self.inherited = Some(state);
+    }
+
+    /// After an unclean exit of the previous daemon (`adopt_orphans=true`): take over
+    /// the programs still running in their cgroups and kill everything else left in
+    /// the tree; applied when [`run`](Engine::run) creates the groups.
+    pub fn adopt_orphans(&mut self) {
+        self.scan_orphans = true;
     }
 
     /// Run until shutdown or re-exec. Creates every group and starts the autostart processes.
@@ -293,6 +315,11 @@ impl Engine {
                     }
                 },
                 _ = sigchld.recv() => self.reap(),
+                Some(pid) = self.orphan_rx.recv() => {
+                    if let Some(id) = self.by_pid.remove(&pid) {
+                        self.on_main_exit(id, ExitStatus::Unknown);
+                    }
+                }
                 _ = sleep_until(next), if next.is_some() => self.fire_timers(),
                 ids = self.empty.changed(), if self.empty.active() => {
                     for id in ids { self.check_drain(id); }
@@ -332,6 +359,9 @@ impl Engine {
         }
         if let Some(state) = self.inherited.take() {
             self.restore(state);
+        }
+        if std::mem::take(&mut self.scan_orphans) {
+            self.adopt_left_running();
         }
         self.notify(Notice::Mood(Mood::Running));
         self.autostart();
@@ -496,6 +526,7 @@ impl Engine {
     fn on_main_exit(&mut self, id: ProcId, status: ExitStatus) {
         let Some(p) = self.procs.get_mut(&id) else { return };
         p.output.child_exited();
+        p.orphan = false;
         if p.placed && self.cgroups.mode() != cgroup::Mode::None {
             let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
             p.last_oom = p.oom.oom_killed_since_last(self.cgroups.as_ref(), target).unwrap_or(false);
@@ -1468,6 +1499,7 @@ impl Engine {
                     stderr: pipes.stderr.map(|fd| state.keep(fd)),
                     stdin: pipes.stdin.map(|fd| state.keep(fd)),
                     drain: p.draining.as_ref().map(|d| d.status.into()),
+                    orphan: p.orphan && p.machine.pid != 0,
                 };
                 state.state.processes.push(saved);
             }
@@ -1516,6 +1548,12 @@ impl Engine {
             if pid != 0 {
                 self.by_pid.insert(pid, id);
                 adopted += 1;
+                if sp.orphan {
+                    p.orphan = true;
+                    if let Err(e) = watch_orphan(pid, self.orphan_tx.clone()) {
+                        tracing::warn!("{}: cannot watch adopted pid {pid}: {e}", p.cfg.name);
+                    }
+                }
                 match (stdout, stdin) {
                     (Some(out), Some(input)) => {
                         let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
@@ -1535,6 +1573,95 @@ impl Engine {
         tracing::info!("adopted {adopted} running process(es) from the previous corrald");
         // Children that exited during the exec left zombies and no SIGCHLD.
         self.reap();
+    }
+
+    // ----- crash recovery -----------------------------------------------------
+
+    /// `adopt_orphans=true` after an unclean exit: every configured program whose
+    /// leaf still holds processes is taken over as RUNNING with its main pid;
+    /// everything else left in the tree is killed, so no program runs twice and
+    /// nothing is left behind.
+    fn adopt_left_running(&mut self) {
+        if self.cgroups.mode() == cgroup::Mode::None {
+            tracing::warn!(
+                "adopt_orphans: without cgroups no program left by a previous corrald can be found"
+            );
+            return;
+        }
+        let mut spared: Vec<(String, String)> = Vec::new();
+        for g in self.groups_in_priority() {
+            if matches!(self.groups[&g].cfg.kind, GroupKind::EventListener(_)) {
+                // Their protocol state died with the old daemon: start them afresh.
+                continue;
+            }
+            for id in self.groups[&g].members.clone() {
+                if self.adopt_orphan(id) {
+                    let p = &self.procs[&id];
+                    spared.push((p.group.clone(), p.cfg.name.clone()));
+                }
+            }
+        }
+        let targets: Vec<cgroup::Target<'_>> =
+            spared.iter().map(|(g, p)| cgroup::Target::Process { group: g, process: p }).collect();
+        match self.cgroups.kill_stale_sparing(&targets) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "killed {n} process(es) left running by a previous corrald that were not adoptable"
+            ),
+            Err(e) => tracing::warn!("cleaning up cgroups of a previous run: {e}"),
+        }
+        if !spared.is_empty() {
+            tracing::warn!("adopted {} program(s) left running by a previous corrald", spared.len());
+        }
+    }
+
+    /// Take over one program from its leaf; false when there is nothing to adopt.
+    fn adopt_orphan(&mut self, id: ProcId) -> bool {
+        let p = &self.procs[&id];
+        let members = self.cgroups.pids(Self::cg_target(p)).unwrap_or_default();
+        let Some((pid, starttime)) = orphans::main_pid(&members) else { return false };
+        let pid = pid as u32;
+        if let Err(e) = watch_orphan(pid, self.orphan_tx.clone()) {
+            tracing::warn!("{}: cannot watch pid {pid} left by a previous corrald: {e}", p.cfg.name);
+            return false;
+        }
+        let now_ms = orphans::now_wall_ms();
+        let started_ms = orphans::start_wall_ms(starttime).unwrap_or(now_ms).min(now_ms);
+        let saved = super::state::SavedMachine {
+            state: ProcessState::Running.code(),
+            backoff: 0,
+            laststart_age_ms: Some(now_ms - started_ms),
+            start_wall: (started_ms / 1000) as i64,
+            stop_wall: 0,
+            pid,
+            exitstatus: 0,
+            spawnerr: String::new(),
+            deadline_in_ms: None,
+            killing: false,
+            restarts: 0,
+            crashes: 0,
+            starts_age_ms: Vec::new(),
+        };
+        let Some(machine) = super::state::Machine::restore(&saved, Instant::now()) else { return false };
+        let Some(p) = self.procs.get_mut(&id) else { return false };
+        p.machine = machine;
+        p.placed = true;
+        p.orphan = true;
+        self.by_pid.insert(pid, id);
+        let stdout = orphans::reopen_pipe(pid, 1, false);
+        let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
+        let stdin = orphans::reopen_pipe(pid, 0, true);
+        let note = match (stdout, stdin) {
+            (Some(out), Some(input)) => {
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
+                p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
+                "output written while no corrald was running is lost"
+            }
+            _ => "output not captured after adoption",
+        };
+        tracing::warn!("adopted {} (pid {pid}) left running by a previous corrald; {note}", p.cfg.name);
+        p.output.mark(&format!("corrald: adopted pid {pid} after an unclean daemon exit; {note}\n"));
+        true
     }
 
     // ----- information ------------------------------------------------------

@@ -72,6 +72,8 @@ pub enum SavedExit {
         /// A core file was written.
         core: bool,
     },
+    /// Not a child of the daemon (adopted after a crash).
+    Unknown,
 }
 
 /// One process as the old daemon left it.
@@ -95,6 +97,9 @@ pub struct SavedProcess {
     pub stdin: Option<RawFd>,
     /// The main pid exited while its cgroup still held processes.
     pub drain: Option<SavedExit>,
+    /// Adopted after a crash: not a child of the daemon, its exit is seen through a pidfd.
+    #[serde(default)]
+    pub orphan: bool,
 }
 
 /// Where an HTTP listener listens, to match it with the configuration again.

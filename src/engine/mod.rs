@@ -6,6 +6,7 @@ mod empty_watch;
 pub mod handover;
 pub mod info;
 mod listeners;
+mod orphans;
 mod output;
 pub mod state;
 

@@ -227,6 +227,18 @@ impl Output {
         }
     }
 
+    /// Append a line the daemon writes about the output itself (an adoption
+    /// after a crash) to every log file of the process.
+    pub fn mark(&mut self, text: &str) {
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Some(f) = sink.open() {
+                if let Err(e) = lock(&f).write(text.as_bytes()) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
     /// Path of a channel's log, if it has one.
     pub fn path(&self, channel: Channel) -> Option<PathBuf> {
         self.sink(channel).path.clone()

@@ -83,6 +83,9 @@ pub enum ExitStatus {
         /// A core file was written.
         core: bool,
     },
+    /// The process was not a child of this daemon (adopted after a crash):
+    /// it is gone, but its exit status cannot be known.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -90,7 +93,7 @@ impl ExitStatus {
     pub fn es(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
-            ExitStatus::Signal { .. } => -1,
+            ExitStatus::Signal { .. } | ExitStatus::Unknown => -1,
         }
     }
 
@@ -98,6 +101,7 @@ impl ExitStatus {
     pub fn describe(self) -> String {
         match self {
             ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Unknown => "exit status unknown: adopted, not a child of this corrald".to_string(),
             ExitStatus::Signal { signal, core } => {
                 let core = if core { " (core dumped)" } else { "" };
                 format!("terminated by {}{}", signal_name(signal), core)
