@@ -150,7 +150,7 @@ fn reexec_of_an_unusable_binary_is_refused_and_nothing_changes() {
 
 #[test]
 fn sigusr1_reexecs_and_corralctl_reexec_too() {
-    let d = Daemon::start("[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    let mut d = Daemon::start("[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
     d.wait_state("a", "RUNNING");
     let pid = d.pid("a");
     d.signal(nix::sys::signal::Signal::SIGUSR1);
@@ -174,6 +174,15 @@ fn sigusr1_reexecs_and_corralctl_reexec_too() {
     d.wait_answering();
     assert_eq!(d.pid("a"), pid);
     assert_eq!(d.state("a"), "RUNNING");
+
+    // Signals held back across the exec are handled again, and children start with none blocked.
+    d.call("supervisor.stopProcess", vec![s("a")]);
+    d.call("supervisor.startProcess", vec![s("a")]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid("a"))).expect("status");
+    let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).map(str::trim);
+    assert_eq!(blocked, Some("0000000000000000"), "{status}");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(), Some(0));
 }
 
 #[test]

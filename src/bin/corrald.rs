@@ -502,6 +502,9 @@ async fn serve_once(
         let _ = rx.wait_for(|stop| *stop).await;
     }));
     let signals = forward_signals(handle.clone())?;
+    if let Err(e) = handover::unblock_signals() {
+        tracing::warn!("unblocking signals: {e}");
+    }
     if let Some(n) = notifier {
         // Subscribes now, before the engine announces RUNNING.
         tokio::spawn(corral::notify::track(handle.clone(), n));

@@ -1545,6 +1545,11 @@ impl Engine {
             p.machine = machine;
             p.placed = sp.placed;
             p.oom_kills = sp.oom_kills;
+            if p.placed && pid != 0 {
+                // Count from the leaf's current OOM kills, which were already reported.
+                let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+                let _ = p.oom.check(self.cgroups.as_ref(), target);
+            }
             if pid != 0 {
                 self.by_pid.insert(pid, id);
                 adopted += 1;
@@ -1647,6 +1652,8 @@ impl Engine {
         p.machine = machine;
         p.placed = true;
         p.orphan = true;
+        let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+        let _ = p.oom.check(self.cgroups.as_ref(), target);
         self.by_pid.insert(pid, id);
         let stdout = orphans::reopen_pipe(pid, 1, false);
         let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };

@@ -305,6 +305,25 @@ pub fn check_binary(path: &Path) -> Result<(), HandOverError> {
     Ok(())
 }
 
+/// The signals corrald handles. They stay blocked across the exec until the new
+/// process has its handlers ([`unblock_signals`]): the mask survives `execve`, so
+/// a SIGTERM arriving meanwhile waits instead of killing the daemon.
+fn handled_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in
+        [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2]
+    {
+        set.add(s);
+    }
+    set
+}
+
+/// Deliver the signals held back across a re-exec, once their handlers are installed.
+pub fn unblock_signals() -> io::Result<()> {
+    handled_signals().thread_unblock().map_err(io::Error::from)
+}
+
 /// Replace this process with `path`, passing `argv`, the current environment
 /// plus `extra`, and the state descriptor in [`ENV_FD`]. Returns only on failure.
 pub fn exec(path: &Path, argv: &[OsString], extra: &[(OsString, OsString)], state: &OwnedFd) -> io::Error {
@@ -334,8 +353,21 @@ pub fn exec(path: &Path, argv: &[OsString], extra: &[(OsString, OsString)], stat
     if let Err(e) = set_cloexec(state.as_raw_fd(), false) {
         return e;
     }
+    let mut old = nix::sys::signal::SigSet::empty();
+    if let Err(e) = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&handled_signals()),
+        Some(&mut old),
+    ) {
+        return io::Error::from(e);
+    }
     match nix::unistd::execve(&prog, &args, &env) {
         Err(e) => {
+            let _ = nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&old),
+                None,
+            );
             let _ = set_cloexec(state.as_raw_fd(), true);
             io::Error::from(e)
         }
