@@ -355,6 +355,13 @@ fn after_a_crash_adopt_orphans_takes_the_programs_over_with_their_pids() {
         text_now()[marked_at..].lines().filter(|l| l.trim().parse::<u64>().is_ok()).count() >= 10
     });
 
+    // Adopted programs stay adopted across a re-exec.
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 2 running process(es)"));
+    d.wait_answering();
+    assert_eq!(d.pid("a"), a);
+    assert_eq!(d.pid("counter"), counter);
+
     // A stop works on an adopted program, and its end is seen without being its parent.
     d.call("supervisor.stopProcess", vec![s("a")]);
     assert!(!alive(a));
