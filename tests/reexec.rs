@@ -413,3 +413,28 @@ fn cgroup_member_pids(path: &str) -> Option<Vec<i64>> {
     }
     None
 }
+
+#[test]
+fn a_sigterm_during_a_reexec_is_not_lost() {
+    let mut d = Daemon::start("[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let pid = d.pid("a");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    // Whatever stage the re-exec is at, the stop request is carried out.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(), Some(0));
+    assert!(!alive(pid), "the program was stopped");
+}
+
+#[test]
+fn restart_counters_survive_a_reexec() {
+    let d =
+        Daemon::start("[program:flappy]\ncommand=sh -c 'sleep 0.2; exit 3'\nstartsecs=0\nautorestart=true\n");
+    let restarts = || int_of(&struct_of(d.call("corral.getProcessStats", vec![s("flappy")]))["restarts"]);
+    wait_for("a few restarts", DEADLINE, || restarts() >= 3);
+    let before = restarts();
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("handing 1 process(es) over"));
+    d.wait_answering();
+    assert!(restarts() >= before, "restarts went from {before} to {}", restarts());
+}

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -366,12 +367,17 @@ fn kill_leftovers(backend: &dyn corral::cgroup::Backend) {
     }
 }
 
+/// A shutdown signal arrived after the engine handed its state over for a
+/// re-exec: the next daemon (or this one, if the exec fails) carries it out.
+static SHUTDOWN_AFTER_REEXEC: AtomicBool = AtomicBool::new(false);
+
 /// How one run of the engine ended.
 enum Served {
     /// Shut down; the daemon exits.
     Exit,
-    /// A re-exec was requested; this is what the next daemon takes over.
-    Reexec(Box<HandOver>),
+    /// A re-exec was requested; this is what the next daemon takes over. The
+    /// signal forwarder stays until the exec, so no shutdown signal is lost.
+    Reexec(Box<HandOver>, tokio::task::JoinHandle<()>),
 }
 
 async fn serve(
@@ -401,8 +407,9 @@ async fn serve(
         .await?;
         match served {
             Served::Exit => return Ok(ExitCode::SUCCESS),
-            Served::Reexec(state) => {
-                let err = reexec(&relaunch, &state);
+            Served::Reexec(mut state, signals) => {
+                let err = reexec(&relaunch, &mut state);
+                signals.abort();
                 // Still here: the exec failed and nothing was lost; take everything back.
                 tracing::error!("re-exec failed, corrald keeps running: {err:#}");
                 if let Err(e) = state.set_inheritable(false) {
@@ -417,10 +424,15 @@ async fn serve(
 }
 
 /// Execute the binary again with the hand-over; returns only on failure.
-fn reexec(relaunch: &Relaunch, state: &HandOver) -> anyhow::Error {
+fn reexec(relaunch: &Relaunch, state: &mut HandOver) -> anyhow::Error {
     let Some(binary) = &relaunch.binary else {
         return anyhow::anyhow!("the path of the corrald binary is unknown");
     };
+    // From here a shutdown signal waits, blocked, for the next daemon's handlers.
+    if let Err(e) = handover::block_signals() {
+        return anyhow::Error::new(e).context("blocking signals for the exec");
+    }
+    state.state.shutdown |= SHUTDOWN_AFTER_REEXEC.swap(false, Ordering::SeqCst);
     let memfd = match state.to_memfd() {
         Ok(fd) => fd,
         Err(e) => return e.into(),
@@ -540,7 +552,6 @@ async fn serve_once(
     });
     tracing::info!("corrald started with pid {}", std::process::id());
     let exit = engine.run().await.context("running the engine")?;
-    signals.abort();
     let _ = stop_tx.send(true);
     match front_ends.await {
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
@@ -549,13 +560,23 @@ async fn serve_once(
     }
     match exit {
         Exit::Shutdown => {
+            signals.abort();
             tracing::info!("exiting ({exit:?})");
             Ok(Served::Exit)
         }
         Exit::Reexec(mut state) => {
             state.merge(listeners);
-            Ok(Served::Reexec(state))
+            Ok(Served::Reexec(state, signals))
         }
+    }
+}
+
+/// Ask the engine to shut down; once it has handed over for a re-exec, the next daemon will.
+async fn shutdown(handle: &Handle) {
+    // Noted before asking: the exec may come before the engine's answer.
+    SHUTDOWN_AFTER_REEXEC.store(true, Ordering::SeqCst);
+    if handle.shutdown().await.is_ok() || !handle.engine_gone() {
+        SHUTDOWN_AFTER_REEXEC.store(false, Ordering::SeqCst);
     }
 }
 
@@ -571,9 +592,9 @@ fn forward_signals(handle: Handle) -> anyhow::Result<tokio::task::JoinHandle<()>
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => { tracing::warn!("received SIGTERM indicating exit request"); let _ = handle.shutdown().await; }
-                _ = int.recv() => { tracing::warn!("received SIGINT indicating exit request"); let _ = handle.shutdown().await; }
-                _ = quit.recv() => { tracing::warn!("received SIGQUIT indicating exit request"); let _ = handle.shutdown().await; }
+                _ = term.recv() => { tracing::warn!("received SIGTERM indicating exit request"); shutdown(&handle).await; }
+                _ = int.recv() => { tracing::warn!("received SIGINT indicating exit request"); shutdown(&handle).await; }
+                _ = quit.recv() => { tracing::warn!("received SIGQUIT indicating exit request"); shutdown(&handle).await; }
                 _ = hup.recv() => {
                     tracing::warn!("received SIGHUP indicating restart request");
                     if handle.restart().await.is_err() {

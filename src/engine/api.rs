@@ -503,6 +503,11 @@ impl Handle {
         Handle { tx, notices }
     }
 
+    /// Whether the engine has exited (commands can no longer reach it).
+    pub fn engine_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Receive every [`Notice`] from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()

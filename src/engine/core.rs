@@ -167,6 +167,8 @@ struct Reexec {
     stopping: Vec<ProcId>,
     /// The front-ends are quiet: hand over once `stopping` have stopped.
     hand_over: bool,
+    /// A shutdown arrived meanwhile: the next daemon carries it out.
+    then_shutdown: bool,
 }
 
 impl From<ExitStatus> for SavedExit {
@@ -224,6 +226,8 @@ pub struct Engine {
     inherited: Option<HandOver>,
     /// Adopt what a crashed daemon left running when the groups are first created.
     scan_orphans: bool,
+    /// The previous daemon was asked to shut down during its re-exec.
+    shutdown_on_start: bool,
     /// Exits of adopted orphans, reported by their pidfd watchers.
     orphan_tx: mpsc::UnboundedSender<u32>,
     orphan_rx: mpsc::UnboundedReceiver<u32>,
@@ -274,6 +278,7 @@ impl Engine {
             reexec: None,
             inherited: None,
             scan_orphans: false,
+            shutdown_on_start: false,
             orphan_tx,
             orphan_rx,
         };
@@ -304,6 +309,10 @@ impl Engine {
         let mut sigchld = signal(SignalKind::child())?;
         self.activate_all();
         self.listeners.start(); // events: run the bus once the startup pools exist
+        if std::mem::take(&mut self.shutdown_on_start) {
+            tracing::warn!("shutting down, as requested during the re-exec");
+            self.begin_stop_all(Mood::Shutdown);
+        }
         loop {
             let next = self.timers.first().map(|(t, _, _)| *t);
             tokio::select! {
@@ -836,6 +845,14 @@ impl Engine {
                 let _ = r.send(self.cmd_remove_group(&name));
             }
             Command::Shutdown(r) => {
+                if let Some(reexec) = &mut self.reexec {
+                    // Too late to call the re-exec off (the front-ends are going):
+                    // the next daemon shuts down as soon as it has taken over.
+                    tracing::warn!("received shutdown request during a re-exec; shutting down after it");
+                    reexec.then_shutdown = true;
+                    let _ = r.send(Ok(()));
+                    return;
+                }
                 let res = self.check_mood();
                 if res.is_ok() {
                     tracing::warn!("received shutdown request");
@@ -1464,7 +1481,7 @@ impl Engine {
                 _ => {}
             }
         }
-        self.reexec = Some(Reexec { stopping, hand_over: false });
+        self.reexec = Some(Reexec { stopping, hand_over: false, then_shutdown: false });
         Ok(())
     }
 
@@ -1480,7 +1497,8 @@ impl Engine {
     fn hand_over_state(&mut self) -> HandOver {
         let mut state = HandOver::new();
         let now = Instant::now();
-        let skip = self.reexec.take().map(|r| r.stopping).unwrap_or_default();
+        let (skip, shutdown) = self.reexec.take().map(|r| (r.stopping, r.then_shutdown)).unwrap_or_default();
+        state.state.shutdown = shutdown;
         for g in self.groups_in_priority() {
             for id in self.groups[&g].members.clone() {
                 if skip.contains(&id) {
@@ -1514,6 +1532,7 @@ impl Engine {
     /// so this only happens when the file changed in between).
     fn restore(&mut self, mut state: HandOver) {
         let now = Instant::now();
+        self.shutdown_on_start = state.state.shutdown;
         let mut adopted = 0;
         for sp in std::mem::take(&mut state.state.processes) {
             let (stdout, stderr, stdin) =

@@ -139,6 +139,9 @@ pub struct SavedState {
     pub processes: Vec<SavedProcess>,
     /// The HTTP listeners.
     pub listeners: Vec<SavedListener>,
+    /// A shutdown was requested during the re-exec: the new daemon carries it out.
+    #[serde(default)]
+    pub shutdown: bool,
 }
 
 /// A hand-over: the saved state plus the descriptors it names.
@@ -154,7 +157,12 @@ impl HandOver {
     /// An empty hand-over.
     pub fn new() -> HandOver {
         HandOver {
-            state: SavedState { version: VERSION, processes: Vec::new(), listeners: Vec::new() },
+            state: SavedState {
+                version: VERSION,
+                processes: Vec::new(),
+                listeners: Vec::new(),
+                shutdown: false,
+            },
             fds: HashMap::new(),
             readers: Vec::new(),
         }
@@ -176,6 +184,7 @@ impl HandOver {
     pub fn merge(&mut self, mut other: HandOver) {
         self.state.processes.append(&mut other.state.processes);
         self.state.listeners.append(&mut other.state.listeners);
+        self.state.shutdown |= other.state.shutdown;
         self.fds.extend(other.fds.drain());
         self.readers.append(&mut other.readers);
     }
@@ -317,6 +326,11 @@ fn handled_signals() -> nix::sys::signal::SigSet {
         set.add(s);
     }
     set
+}
+
+/// Hold the handled signals back on this thread (the one that will exec).
+pub fn block_signals() -> io::Result<()> {
+    handled_signals().thread_block().map_err(io::Error::from)
 }
 
 /// Deliver the signals held back across a re-exec, once their handlers are installed.
