@@ -192,6 +192,14 @@ fn an_exec_that_fails_after_the_checks_leaves_the_old_daemon_running() {
     let d = start_installed(dir, &binary, "[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
     d.wait_state("a", "RUNNING");
     let pid = d.pid("a");
+    // A program added with reread/update since the start is kept too.
+    let conf = std::fs::read_to_string(&d.conf).expect("read config");
+    std::fs::write(&d.conf, format!("{conf}\n[program:b]\ncommand=sleep 100000\nstartsecs=0\n"))
+        .expect("write");
+    d.call("supervisor.reloadConfig", vec![]);
+    d.call("supervisor.addProcessGroup", vec![s("b")]);
+    d.wait_state("b", "RUNNING");
+    let b_pid = d.pid("b");
     // An ELF header and nothing else: it passes the checks, the kernel refuses it.
     let broken = d.path("broken");
     std::fs::write(&broken, b"\x7fELF-truncated").expect("write");
@@ -201,9 +209,10 @@ fn an_exec_that_fails_after_the_checks_leaves_the_old_daemon_running() {
     assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
     wait_for("the failure to be logged", DEADLINE, || d.main_log().contains("re-exec failed"));
     d.wait_answering();
-    assert!(d.main_log().contains("adopted 1 running process(es)"), "{}", d.main_log());
+    assert!(d.main_log().contains("adopted 2 running process(es)"), "{}", d.main_log());
     assert_eq!(d.pid("a"), pid);
     assert_eq!(d.state("a"), "RUNNING");
+    assert_eq!(d.pid("b"), b_pid);
     // Still in charge: a stop kills it.
     d.call("supervisor.stopProcess", vec![s("a")]);
     assert!(!alive(pid));

@@ -415,12 +415,25 @@ async fn serve(
                 if let Err(e) = state.set_inheritable(false) {
                     tracing::warn!("restoring close-on-exec after the failed re-exec: {e}");
                 }
-                cfg = keep;
+                // The configuration the new binary would have read: programs added by
+                // `update` since the start must be found again.
+                cfg = reload_as_started(&path, &relaunch.argv).unwrap_or_else(|e| {
+                    tracing::warn!("re-reading the configuration: {e}; using the one from startup");
+                    keep
+                });
                 inherited = Some(*state);
                 notifier = relaunch.notify_socket.as_deref().and_then(|a| Notifier::connect(a).ok());
             }
         }
     }
+}
+
+/// Load the configuration file with the command line's overrides, as a fresh start would.
+fn reload_as_started(path: &Path, argv: &[OsString]) -> Result<Config, String> {
+    let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut cfg = config::load(path).map_err(|e| e.to_string())?;
+    apply_overrides(&mut cfg, &args)?;
+    Ok(cfg)
 }
 
 /// Execute the binary again with the hand-over; returns only on failure.
