@@ -153,12 +153,15 @@ fn sigusr1_reexecs_and_corralctl_reexec_too() {
     let mut d = Daemon::start("[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
     d.wait_state("a", "RUNNING");
     let pid = d.pid("a");
+    let auto_log = str_of(&d.info("a")["stdout_logfile"]);
+    assert!(auto_log.contains("---test-"), "an AUTO log: {auto_log}");
     d.signal(nix::sys::signal::Signal::SIGUSR1);
     wait_for("the SIGUSR1 re-exec to finish", DEADLINE, || {
         d.main_log().matches("adopted 1 running process(es)").count() == 1
     });
     d.wait_answering();
     assert_eq!(d.pid("a"), pid);
+    assert_eq!(str_of(&d.info("a")["stdout_logfile"]), auto_log, "the AUTO log stays the same file");
 
     let out = Command::new(env!("CARGO_BIN_EXE_corralctl"))
         .arg("-c")

@@ -1507,6 +1507,7 @@ impl Engine {
                 let Some(p) = self.procs.get_mut(&id) else { continue };
                 let (pipes, readers) = p.output.take_pipes();
                 state.add_readers(readers);
+                let (stdout_auto, stderr_auto) = p.output.auto_paths();
                 let saved = SavedProcess {
                     group: p.group.clone(),
                     name: p.cfg.name.clone(),
@@ -1518,6 +1519,8 @@ impl Engine {
                     stdin: pipes.stdin.map(|fd| state.keep(fd)),
                     drain: p.draining.as_ref().map(|d| d.status.into()),
                     orphan: p.orphan && p.machine.pid != 0,
+                    stdout_auto,
+                    stderr_auto,
                 };
                 state.state.processes.push(saved);
             }
@@ -1564,6 +1567,7 @@ impl Engine {
             p.machine = machine;
             p.placed = sp.placed;
             p.oom_kills = sp.oom_kills;
+            p.output.reuse_auto_paths(sp.stdout_auto, sp.stderr_auto);
             if p.placed && pid != 0 {
                 // Count from the leaf's current OOM kills, which were already reported.
                 let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };

@@ -100,6 +100,12 @@ pub struct SavedProcess {
     /// Adopted after a crash: not a child of the daemon, its exit is seen through a pidfd.
     #[serde(default)]
     pub orphan: bool,
+    /// The AUTO stdout log file, which the next daemon goes on writing.
+    #[serde(default)]
+    pub stdout_auto: Option<PathBuf>,
+    /// The AUTO stderr log file.
+    #[serde(default)]
+    pub stderr_auto: Option<PathBuf>,
 }
 
 /// Where an HTTP listener listens, to match it with the configuration again.

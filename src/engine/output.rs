@@ -239,6 +239,27 @@ impl Output {
         }
     }
 
+    /// The AUTO log files, to be kept across a re-exec: (stdout, stderr).
+    pub fn auto_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let auto = |s: &Sink| s.path.clone().filter(|_| s.auto);
+        (auto(&self.stdout), auto(&self.stderr))
+    }
+
+    /// Go on writing to the AUTO log files the previous daemon used (a re-exec
+    /// keeps a program's log in one file); the fresh, empty ones are removed.
+    pub fn reuse_auto_paths(&mut self, stdout: Option<PathBuf>, stderr: Option<PathBuf>) {
+        for (sink, old) in [(&mut self.stdout, stdout), (&mut self.stderr, stderr)] {
+            let Some(old) = old.filter(|p| sink.auto && p.exists()) else { continue };
+            if let Some(fresh) = sink.path.replace(old) {
+                if std::fs::metadata(&fresh).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&fresh);
+                }
+            }
+            sink.file = None;
+            sink.open();
+        }
+    }
+
     /// Path of a channel's log, if it has one.
     pub fn path(&self, channel: Channel) -> Option<PathBuf> {
         self.sink(channel).path.clone()
