@@ -450,3 +450,44 @@ fn restart_counters_survive_a_reexec() {
     d.wait_answering();
     assert!(restarts() >= before, "restarts went from {before} to {}", restarts());
 }
+
+#[test]
+fn a_state_this_binary_cannot_read_means_a_fresh_start() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!("{}[program:a]\ncommand=sleep 100000\nstartsecs=0\n", preamble(dir.path()));
+    let conf = dir.path().join("corral.conf");
+    std::fs::write(&conf, text).expect("write config");
+    // What another version might have left: a state in a format this one does not
+    // know, and the control socket's listener.
+    let state = dir.path().join("state");
+    std::fs::write(&state, b"{\"version\": 999}").expect("write state");
+    let state = std::fs::File::open(&state).expect("open state");
+    let sock = dir.path().join("corral.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let (state_fd, listener_fd) = (state.as_raw_fd(), listener.as_raw_fd());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_corrald"));
+    cmd.arg("-c").arg(&conf).args(["--dbus", "none"]).env("CORRAL_REEXEC_FD", "50");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.stderr(Stdio::from(std::fs::File::create(dir.path().join("corrald.stderr")).expect("stderr file")));
+    // SAFETY: dup2 is async-signal-safe; both descriptors are open in the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(state_fd, 50) < 0 || libc::dup2(listener_fd, 51) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn corrald");
+    drop((state, listener));
+    let d = Daemon { child: Some(child), dir, conf, sock };
+    d.wait_answering();
+    d.wait_state("a", "RUNNING");
+    let stderr = std::fs::read_to_string(d.path("corrald.stderr")).unwrap_or_default();
+    assert!(
+        stderr.contains("version 999 is not supported") && stderr.contains("starting afresh"),
+        "{stderr}"
+    );
+}

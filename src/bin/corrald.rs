@@ -105,20 +105,23 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A re-exec left its state and descriptors; take them before anything opens more.
+    let inherited = match HandOver::from_env() {
+        Ok(h) => h,
+        Err(e) => {
+            // Unreadable (another version's format): the programs are treated as after
+            // a crash, and the inherited listeners must not make the socket look taken.
+            eprintln!("corrald: {e}; starting afresh");
+            handover::close_inherited();
+            None
+        }
+    };
     // First, while there is one thread: programs must not inherit systemd's notify socket.
     let notify_socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
     let notifier = match Notifier::take_from_env() {
         Ok(n) => n,
         Err(e) => {
             eprintln!("corrald: {e}");
-            None
-        }
-    };
-    // A re-exec left its state and descriptors; take them before anything opens more.
-    let inherited = match HandOver::from_env() {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("corrald: {e}; starting afresh");
             None
         }
     };

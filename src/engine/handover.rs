@@ -249,10 +249,16 @@ impl HandOver {
         file.rewind().map_err(io_err("reading"))?;
         let mut json = Vec::new();
         file.read_to_end(&mut json).map_err(io_err("reading"))?;
-        let state: SavedState = serde_json::from_slice(&json)?;
-        if state.version != VERSION {
-            return Err(HandOverError::Version(state.version));
+        // The version first: another layout would fail to decode with a less useful message.
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
         }
+        let Versioned { version } = serde_json::from_slice(&json)?;
+        if version != VERSION {
+            return Err(HandOverError::Version(version));
+        }
+        let state: SavedState = serde_json::from_slice(&json)?;
         let mut fds = HashMap::new();
         let named = state
             .processes
@@ -275,6 +281,20 @@ impl HandOver {
 impl Default for HandOver {
     fn default() -> Self {
         HandOver::new()
+    }
+}
+
+/// Close every descriptor above stderr: what a re-exec passed that could not be
+/// read. Call while the process has one thread and has opened nothing itself.
+pub fn close_inherited() {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        // SAFETY: nothing in this process owns these descriptors yet; the one
+        // read_dir used is already closed, and closing a stale number is harmless.
+        unsafe { libc::close(fd) };
     }
 }
 
