@@ -514,8 +514,10 @@ async fn serve_once(
     let keep_socket = server.keep_socket_flag();
     let (mut engine, handle) = Engine::new(cfg, loader, Some(main_log), cgroups);
     let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel();
-    if let (Some(binary), true) = (&relaunch.binary, can_reexec) {
-        engine.enable_reexec(binary.clone(), accepted_tx);
+    match (&relaunch.binary, can_reexec) {
+        (Some(binary), true) => engine.enable_reexec(binary.clone(), accepted_tx),
+        // The front-ends then stop when the engine exits (the channel closes).
+        _ => drop(accepted_tx),
     }
     if let Some(state) = inherited {
         engine.adopt(state);

@@ -325,7 +325,9 @@ impl Engine {
                 },
                 _ = sigchld.recv() => self.reap(),
                 Some(pid) = self.orphan_rx.recv() => {
-                    if let Some(id) = self.by_pid.remove(&pid) {
+                    // Only an adopted pid: a child of ours that got the number since is reaped.
+                    if let Some(&id) = self.by_pid.get(&pid).filter(|id| self.procs.get(id).is_some_and(|p| p.orphan)) {
+                        self.by_pid.remove(&pid);
                         self.on_main_exit(id, ExitStatus::Unknown);
                     }
                 }
