@@ -283,6 +283,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sparing_stale_kill_takes_everything_but_the_spared_leaves_and_the_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path();
+        for d in ["daemon", "web/web_0", "web/web_1", "old/old", "db/db"] {
+            fs::create_dir_all(top.join(d)).expect("mkdir");
+        }
+        let spare = vec![top.join("web/web_0"), top.join("db/db")];
+        let mut stale = stale_dirs(top, &spare, Some("daemon")).expect("stale");
+        stale.sort();
+        assert_eq!(stale, vec![top.join("old"), top.join("web/web_1")]);
+        assert_eq!(stale_dirs(top, &[], None).expect("stale").len(), 4);
+    }
+
+    #[test]
     fn keyed_values_are_found_by_exact_key() {
         let text = "oom 3\noom_kill 2\noom_group_kill 0\n";
         assert_eq!(keyed_value(text, "oom_kill"), Some(2));
