@@ -554,6 +554,8 @@ async fn serve_once(
                 keep_socket.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let _ = stop_tx.send(true);
+            // HTTP first: while it drains, a D-Bus Reexec reply has time to leave.
+            let served = rpc.await;
             if dbus.is_finished() {
                 if let Ok(Some(service)) = dbus.await {
                     service.stop().await;
@@ -561,7 +563,6 @@ async fn serve_once(
             } else {
                 dbus.abort();
             }
-            let served = rpc.await;
             if reexec {
                 handle.hand_over().await;
             }
