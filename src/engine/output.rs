@@ -4,7 +4,7 @@
 //! pipes to the files in reader tasks, never through the engine.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::api::{Channel, LogName};
@@ -93,9 +93,9 @@ pub(crate) struct Output {
     stderr: Sink,
     stdin: Option<OwnedFd>,
     strip_ansi: bool,
-    /// Second descriptors of the running child's stdout/stderr read ends, so a
-    /// re-exec can hand the pipes over after stopping their readers.
-    kept: Vec<(Channel, OwnedFd)>,
+    /// The running child's stdout/stderr read ends as their readers hold them
+    /// (descriptor number, pipe inode), so a re-exec can reopen the same pipes.
+    pipes: Vec<(Channel, RawFd, u64)>,
     /// The reader tasks of the running child.
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -127,7 +127,7 @@ impl Output {
             stderr,
             stdin: None,
             strip_ansi: cfg.supervisord.strip_ansi,
-            kept: Vec::new(),
+            pipes: Vec::new(),
             readers: Vec::new(),
         }
     }
@@ -154,14 +154,11 @@ impl Output {
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), self.stderr.journal.clone(), &p.stderr));
         }
-        self.kept.clear();
+        self.pipes.clear();
         self.readers.clear();
         for (channel, fd, file, journal, ch) in readers {
-            match fd.try_clone() {
-                Ok(dup) => self.kept.push((channel, dup)),
-                Err(e) => {
-                    tracing::warn!("{}: cannot keep the {} pipe for a re-exec: {e}", p.name, channel.as_str())
-                }
+            if let Ok(st) = nix::sys::stat::fstat(&fd) {
+                self.pipes.push((channel, fd.as_raw_fd(), st.st_ino));
             }
             let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
@@ -193,7 +190,7 @@ impl Output {
     /// The child is gone: its stdin can no longer be written.
     pub fn child_exited(&mut self) {
         self.stdin = None;
-        self.kept.clear();
+        self.pipes.clear();
         self.readers.clear();
     }
 
@@ -202,16 +199,23 @@ impl Output {
     /// has read, so bytes are either in the log or still in the pipe.
     /// Returns the pipes and the reader tasks to await before the exec.
     pub fn take_pipes(&mut self) -> (Pipes, Vec<tokio::task::JoinHandle<()>>) {
-        let readers = std::mem::take(&mut self.readers);
-        for r in &readers {
-            r.abort();
-        }
         let mut pipes = Pipes { stdout: None, stderr: None, stdin: self.stdin.take() };
-        for (channel, fd) in self.kept.drain(..) {
+        // New descriptors first (aborting closes the readers' own): opening
+        // /proc/self/fd/N reaches the pipe itself; the inode check makes sure N
+        // still is that pipe (a reader that hit EOF has closed it).
+        for (channel, n, ino) in self.pipes.drain(..) {
+            let Some(fd) = super::orphans::reopen_pipe(std::process::id(), n, false) else { continue };
+            if nix::sys::stat::fstat(&fd).map(|st| st.st_ino) != Ok(ino) {
+                continue;
+            }
             match channel {
                 Channel::Stdout => pipes.stdout = Some(fd),
                 Channel::Stderr => pipes.stderr = Some(fd),
             }
+        }
+        let readers = std::mem::take(&mut self.readers);
+        for r in &readers {
+            r.abort();
         }
         (pipes, readers)
     }
@@ -336,7 +340,7 @@ impl Output {
     /// The group is going away: close stdin; readers end at EOF on their own.
     pub fn close(&mut self) {
         self.stdin = None;
-        self.kept.clear();
+        self.pipes.clear();
     }
 }
 
