@@ -491,3 +491,32 @@ fn a_state_this_binary_cannot_read_means_a_fresh_start() {
         "{stderr}"
     );
 }
+
+/// Inode of the socket listening on 127.0.0.1:`port` (from /proc/net/tcp).
+fn listening_inode(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9).map(|s| s.to_string()))?
+    })
+}
+
+#[test]
+fn the_http_listeners_are_the_same_sockets_after_a_reexec() {
+    let port = free_port();
+    let d = Daemon::start(&format!(
+        "[inet_http_server]\nport=127.0.0.1:{port}\nmetrics_auth=false\n\n[program:a]\ncommand=sleep 100000\nstartsecs=0\n"
+    ));
+    d.wait_state("a", "RUNNING");
+    let before = listening_inode(port).expect("a listening socket");
+    let unix_before = std::fs::metadata(&d.sock).expect("socket file").ino();
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    d.wait_answering();
+    assert_eq!(listening_inode(port), Some(before), "the TCP listener was handed over, not bound again");
+    assert_eq!(std::fs::metadata(&d.sock).expect("socket file").ino(), unix_before);
+    let page = http(port, "GET", "/metrics", &[], b"");
+    assert_eq!(page.status, 200, "{}", page.text());
+}
