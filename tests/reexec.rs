@@ -16,7 +16,11 @@ fn install_binary(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
     let path = bin.join("corrald");
-    std::fs::copy(env!("CARGO_BIN_EXE_corrald"), &path).expect("copy corrald");
+    // A hard link is enough (an upgrade renames a new file over it, leaving the
+    // build's file alone) and spares copying a large debug binary.
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_corrald"), &path).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_corrald"), &path).expect("copy corrald");
+    }
     path
 }
 
