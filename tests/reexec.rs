@@ -524,3 +524,16 @@ fn the_http_listeners_are_the_same_sockets_after_a_reexec() {
     let page = http(port, "GET", "/metrics", &[], b"");
     assert_eq!(page.status, 200, "{}", page.text());
 }
+
+#[test]
+fn a_backoff_in_progress_goes_on_counting_across_a_reexec() {
+    let d = Daemon::start("[program:flaky]\ncommand=sh -c 'exit 1'\nstartsecs=1\nstartretries=2\n");
+    d.wait_state("flaky", "BACKOFF");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    // The pending retry fires in the new daemon, and the count goes on: FATAL after
+    // exactly startretries + 1 spawns, not a fresh series.
+    d.wait_state("flaky", "FATAL");
+    let log = d.main_log();
+    assert!(log.contains("handing 1 process(es) over"), "{log}");
+    assert_eq!(log.matches("spawned: 'flaky'").count(), 3, "{log}");
+}
