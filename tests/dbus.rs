@@ -390,6 +390,7 @@ fn introspection_documents_every_member_and_is_valid_xml() {
         ".StopGroup",
         ".Reread",
         ".Update",
+        ".Reexec",
         ".SetProgramLimits",
         ".ReadLog",
         ".Version",
@@ -649,4 +650,22 @@ fn without_a_bus_corrald_logs_one_line_and_runs_on() {
     wait_for("the D-Bus log line", DEADLINE, || {
         off.main_log().contains("D-Bus control disabled: disabled by --dbus none")
     });
+}
+
+#[test]
+fn reexec_over_dbus_keeps_programs_and_comes_back_on_the_bus() {
+    if !usable() {
+        return;
+    }
+    let bus = Bus::start();
+    let d = bus.corrald(PROGRAMS);
+    d.wait_state("sleeper", "RUNNING");
+    let pid = d.pid("sleeper");
+    bus.manager("Reexec", "", &[]);
+    wait_for("the new corrald to take over", DEADLINE, || d.main_log().contains("adopted"));
+    wait_for("corrald to own its bus name again", DEADLINE, || {
+        bus.busctl(&["status", DEST]).status.success()
+    });
+    assert_eq!(d.pid("sleeper"), pid);
+    assert_eq!(bus.program_prop(SLEEPER, "StateName"), "s \"RUNNING\"");
 }

@@ -341,6 +341,11 @@ impl FakeEngine {
                 Command::Freeze(_, _, r) => {
                     let _ = r.send(Ok(vec![]));
                 }
+                Command::Reexec(r) => {
+                    let _ =
+                        r.send(Err(Fault::new(FaultCode::Failed, "re-exec is not available in this daemon")));
+                }
+                Command::HandOver => {}
             }
         }
     }

@@ -58,6 +58,9 @@ _corralctl() {
             corralctl,quit)
                 cmd="corralctl__subcmd__quit"
                 ;;
+            corralctl,reexec)
+                cmd="corralctl__subcmd__reexec"
+                ;;
             corralctl,reload)
                 cmd="corralctl__subcmd__reload"
                 ;;
@@ -107,7 +110,7 @@ _corralctl() {
 
     case "${cmd}" in
         corralctl)
-            opts="-c -s -u -p -i -r -h -V --configuration --serverurl --username --password --interactive --history-file --json --help --version status start stop restart signal pid tail fg maintail clear avail reread update add remove reload shutdown version open help quit exit stats limits top check-config completions manpage"
+            opts="-c -s -u -p -i -r -h -V --configuration --serverurl --username --password --interactive --history-file --json --help --version status start stop restart signal pid tail fg maintail clear avail reread update add remove reload shutdown version open help quit exit stats limits reexec top check-config completions manpage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,6 +346,20 @@ _corralctl() {
             return 0
             ;;
         corralctl__subcmd__quit)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        corralctl__subcmd__reexec)
             opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -57,6 +57,7 @@ complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "quit" -d 'Exit 
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "exit" -d 'Exit (for scripts that pipe shell commands)'
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "stats" -d 'Resource use per process: CPU %, memory, tasks, fds, restarts, OOM kills, cgroup'
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "limits" -d 'Show or change a process\'s cgroup limits: limits name [key=value ...]'
+complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "reexec" -d 'Re-execute the daemon\'s (possibly upgraded) binary without stopping programs'
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "top" -d 'Live full-screen view of processes (c: sort by CPU, m: by memory, q: quit)'
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "check-config" -d 'Validate a configuration file as corrald --check-config does'
 complete -c corralctl -n "__fish_corralctl_needs_command" -f -a "completions" -d 'Write a shell completion script to stdout'
@@ -109,6 +110,8 @@ complete -c corralctl -n "__fish_corralctl_using_subcommand stats" -l json -d 'P
 complete -c corralctl -n "__fish_corralctl_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c corralctl -n "__fish_corralctl_using_subcommand limits" -l json -d 'Print JSON on read commands (status, avail, pid, version, stats, limits)'
 complete -c corralctl -n "__fish_corralctl_using_subcommand limits" -s h -l help -d 'Print help'
+complete -c corralctl -n "__fish_corralctl_using_subcommand reexec" -l json -d 'Print JSON on read commands (status, avail, pid, version, stats, limits)'
+complete -c corralctl -n "__fish_corralctl_using_subcommand reexec" -s h -l help -d 'Print help'
 complete -c corralctl -n "__fish_corralctl_using_subcommand top" -l sort -d 'Initial sort order' -r -f -a "cpu\t'CPU percent, highest first'
 mem\t'Current memory, highest first'"
 complete -c corralctl -n "__fish_corralctl_using_subcommand top" -l interval -d 'Seconds between refreshes' -r

@@ -1,13 +1,17 @@
 //! corrald: the corral daemon. Reads a supervisord-format config and supervises its programs.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 
 use corral::config::{self, Config, MainLog};
-use corral::engine::{Engine, Handle};
+use corral::engine::handover::{self, HandOver};
+use corral::engine::{Engine, Exit, Handle};
 use corral::logs::main_log::{self, MainLogConfig, MainLogHandle};
 use corral::notify::Notifier;
 
@@ -84,6 +88,15 @@ struct DbusFlags {
     address: Option<String>,
 }
 
+/// What a re-exec runs: the binary corrald was started from (by path, so an
+/// upgraded file is what runs next), the same arguments, the same notify socket.
+#[derive(Debug, Clone)]
+struct Relaunch {
+    binary: Option<PathBuf>,
+    argv: Vec<OsString>,
+    notify_socket: Option<String>,
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_else(|| "corrald".into());
     eprintln!("Error: {msg}");
@@ -92,7 +105,19 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A re-exec left its state and descriptors; take them before anything opens more.
+    let inherited = match HandOver::from_env() {
+        Ok(h) => h,
+        Err(e) => {
+            // Unreadable (another version's format): the programs are treated as after
+            // a crash, and the inherited listeners must not make the socket look taken.
+            eprintln!("corrald: {e}; starting afresh");
+            handover::close_inherited();
+            None
+        }
+    };
     // First, while there is one thread: programs must not inherit systemd's notify socket.
+    let notify_socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
     let notifier = match Notifier::take_from_env() {
         Ok(n) => n,
         Err(e) => {
@@ -100,6 +125,8 @@ fn main() -> ExitCode {
             None
         }
     };
+    let relaunch =
+        Relaunch { binary: std::env::current_exe().ok(), argv: std::env::args_os().collect(), notify_socket };
     let args = Args::parse();
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("corrald"));
     let path = match &args.configuration {
@@ -131,7 +158,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let dbus = DbusFlags { bus: args.dbus, address: args.dbus_address.clone() };
-    match run(cfg, path, dbus, notifier) {
+    match run(cfg, path, dbus, notifier, relaunch, inherited) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -198,18 +225,26 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn run(cfg: Config, path: PathBuf, dbus: DbusFlags, notifier: Option<Notifier>) -> anyhow::Result<ExitCode> {
+fn run(
+    cfg: Config,
+    path: PathBuf,
+    dbus: DbusFlags,
+    notifier: Option<Notifier>,
+    relaunch: Relaunch,
+    inherited: Option<HandOver>,
+) -> anyhow::Result<ExitCode> {
     let sd = cfg.supervisord.clone();
     if let Some(user) = &sd.user {
         corral::spawn::privileges::drop_to(user).context("dropping privileges")?;
     }
     let limit_infos = corral::spawn::privileges::raise_limits(sd.minfds, sd.minprocs)?;
-    if !sd.nodaemon {
+    // After a re-exec the process already is the daemon: same pid, same session.
+    if !sd.nodaemon && inherited.is_none() {
         // Fork before any thread exists; the parent exits 0 as supervisord's does.
         corral::spawn::privileges::daemonize(sd.directory.as_deref(), sd.umask).context("daemonizing")?;
     }
     let main_log = init_logging(&sd)?;
-    if let (Some(n), false) = (&notifier, sd.nodaemon) {
+    if let (Some(n), false, None) = (&notifier, sd.nodaemon, &inherited) {
         // systemd started the parent that just exited; this is the process to watch
         // (accepted with NotifyAccess=all; the shipped unit runs corrald with -n instead).
         n.send_or_warn(&format!("MAINPID={}", std::process::id()));
@@ -223,7 +258,8 @@ fn run(cfg: Config, path: PathBuf, dbus: DbusFlags, notifier: Option<Notifier>) 
             config::MessageLevel::Warn => tracing::warn!("{}", m.text),
         }
     }
-    if !sd.nocleanup {
+    // The AUTO logs of programs handed over by a re-exec are still being written.
+    if !sd.nocleanup && inherited.is_none() {
         match corral::logs::auto::cleanup_auto_logs(&sd.childlogdir, &sd.identifier) {
             Ok(failed) => {
                 for (p, e) in failed {
@@ -243,7 +279,7 @@ fn run(cfg: Config, path: PathBuf, dbus: DbusFlags, notifier: Option<Notifier>) 
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(serve(cfg, path, main_log, dbus, notifier));
+    let result = rt.block_on(serve(cfg, path, main_log, dbus, notifier, relaunch, inherited));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
@@ -334,16 +370,115 @@ fn kill_leftovers(backend: &dyn corral::cgroup::Backend) {
     }
 }
 
+/// A shutdown signal arrived after the engine handed its state over for a
+/// re-exec: the next daemon (or this one, if the exec fails) carries it out.
+static SHUTDOWN_AFTER_REEXEC: AtomicBool = AtomicBool::new(false);
+
+/// How one run of the engine ended.
+enum Served {
+    /// Shut down; the daemon exits.
+    Exit,
+    /// A re-exec was requested; this is what the next daemon takes over. The
+    /// signal forwarder stays until the exec, so no shutdown signal is lost.
+    Reexec(Box<HandOver>, tokio::task::JoinHandle<()>),
+}
+
 async fn serve(
     cfg: Config,
     path: PathBuf,
     main_log: MainLogHandle,
     dbus: DbusFlags,
     notifier: Option<Notifier>,
+    relaunch: Relaunch,
+    inherited: Option<HandOver>,
 ) -> anyhow::Result<ExitCode> {
     if let Err(e) = corral::spawn::reap::become_subreaper() {
         tracing::warn!("cannot become a child subreaper, orphans go to init: {e}");
     }
+    let (mut cfg, mut notifier, mut inherited) = (cfg, notifier, inherited);
+    loop {
+        let keep = cfg.clone();
+        let served = serve_once(
+            cfg,
+            &path,
+            main_log.clone(),
+            dbus.clone(),
+            notifier.take(),
+            &relaunch,
+            inherited.take(),
+        )
+        .await?;
+        match served {
+            Served::Exit => return Ok(ExitCode::SUCCESS),
+            Served::Reexec(mut state, signals) => {
+                let err = reexec(&relaunch, &mut state);
+                signals.abort();
+                // Still here: the exec failed and nothing was lost; take everything back.
+                tracing::error!("re-exec failed, corrald keeps running: {err:#}");
+                if let Err(e) = state.set_inheritable(false) {
+                    tracing::warn!("restoring close-on-exec after the failed re-exec: {e}");
+                }
+                // The configuration the new binary would have read: programs added by
+                // `update` since the start must be found again.
+                cfg = reload_as_started(&path, &relaunch.argv).unwrap_or_else(|e| {
+                    tracing::warn!("re-reading the configuration: {e}; using the one from startup");
+                    keep
+                });
+                inherited = Some(*state);
+                notifier = relaunch.notify_socket.as_deref().and_then(|a| Notifier::connect(a).ok());
+            }
+        }
+    }
+}
+
+/// Load the configuration file with the command line's overrides, as a fresh start would.
+fn reload_as_started(path: &Path, argv: &[OsString]) -> Result<Config, String> {
+    let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut cfg = config::load(path).map_err(|e| e.to_string())?;
+    apply_overrides(&mut cfg, &args)?;
+    Ok(cfg)
+}
+
+/// Execute the binary again with the hand-over; returns only on failure.
+fn reexec(relaunch: &Relaunch, state: &mut HandOver) -> anyhow::Error {
+    let Some(binary) = &relaunch.binary else {
+        return anyhow::anyhow!("the path of the corrald binary is unknown");
+    };
+    // From here a shutdown signal waits, blocked, for the next daemon's handlers.
+    if let Err(e) = handover::block_signals() {
+        return anyhow::Error::new(e).context("blocking signals for the exec");
+    }
+    state.state.shutdown |= SHUTDOWN_AFTER_REEXEC.swap(false, Ordering::SeqCst);
+    let memfd = match state.to_memfd() {
+        Ok(fd) => fd,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = state.set_inheritable(true) {
+        return anyhow::Error::new(e).context("keeping descriptors open across exec");
+    }
+    let mut extra = Vec::new();
+    if let Some(addr) = &relaunch.notify_socket {
+        // systemd's reload protocol: RELOADING=1 now, READY=1 from the new daemon.
+        if let Ok(n) = Notifier::connect(addr) {
+            n.send_or_warn(&corral::notify::reloading_message());
+        }
+        extra.push((OsString::from("NOTIFY_SOCKET"), OsString::from(addr)));
+    }
+    tracing::warn!("re-executing {}", binary.display());
+    let e = handover::exec(binary, &relaunch.argv, &extra, &memfd);
+    anyhow::Error::new(e).context(format!("executing {}", binary.display()))
+}
+
+/// Run the engine and its front-ends once, until shutdown or a re-exec.
+async fn serve_once(
+    cfg: Config,
+    path: &Path,
+    main_log: MainLogHandle,
+    dbus: DbusFlags,
+    notifier: Option<Notifier>,
+    relaunch: &Relaunch,
+    mut inherited: Option<HandOver>,
+) -> anyhow::Result<Served> {
     let cgroups = open_cgroups(&cfg);
     if let Err(e) = corral::engine::check_limits(cgroups.as_ref(), &cfg) {
         anyhow::bail!("{e}");
@@ -351,19 +486,55 @@ async fn serve(
     let pidfile = cfg.supervisord.pidfile.clone();
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing pid file {}", pidfile.display()))?;
-    let loader_path = path.clone();
+    let loader_path = path.to_path_buf();
     let loader: corral::engine::Loader =
         Box::new(move || config::load(&loader_path).map_err(|e| e.supervisord_message()));
-    let server = corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers)
-        .await
-        .context("starting the HTTP servers")?;
-    kill_leftovers(cgroups.as_ref());
-    let (engine, handle) = Engine::new(cfg, loader, Some(main_log), cgroups);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async {
-        let _ = stop_rx.await;
+    let server = match inherited.as_mut() {
+        Some(state) => {
+            corral::rpc::RpcServer::inherit(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers, state)
+                .await
+        }
+        None => corral::rpc::RpcServer::bind(cfg.unix_http_server.as_ref(), &cfg.inet_http_servers).await,
+    }
+    .context("starting the HTTP servers")?;
+    // With adopt_orphans the engine takes over what is still running and kills the rest.
+    let adopt_orphans = inherited.is_none() && cfg.supervisord.adopt_orphans;
+    if inherited.is_none() && !adopt_orphans {
+        kill_leftovers(cgroups.as_ref());
+    }
+    // Second descriptors of the listeners, for a re-exec.
+    let mut listeners = HandOver::new();
+    let can_reexec = match server.hand_over(&mut listeners) {
+        Ok(()) => relaunch.binary.is_some(),
+        Err(e) => {
+            tracing::warn!("re-exec unavailable: cannot keep the HTTP listeners: {e}");
+            false
+        }
+    };
+    let keep_socket = server.keep_socket_flag();
+    let (mut engine, handle) = Engine::new(cfg, loader, Some(main_log), cgroups);
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel();
+    match (&relaunch.binary, can_reexec) {
+        (Some(binary), true) => engine.enable_reexec(binary.clone(), accepted_tx),
+        // The front-ends then stop when the engine exits (the channel closes).
+        _ => drop(accepted_tx),
+    }
+    if let Some(state) = inherited {
+        engine.adopt(state);
+    }
+    if adopt_orphans {
+        engine.adopt_orphans();
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let rpc = tokio::spawn(server.run(handle.clone(), corral::rpc::ServerContext::default(), async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
     }));
-    forward_signals(handle.clone())?;
+    let signals = forward_signals(handle.clone())?;
+    if let Err(e) = handover::unblock_signals() {
+        tracing::warn!("unblocking signals: {e}");
+    }
     if let Some(n) = notifier {
         // Subscribes now, before the engine announces RUNNING.
         tokio::spawn(corral::notify::track(handle.clone(), n));
@@ -373,39 +544,76 @@ async fn serve(
         let handle = handle.clone();
         async move { corral::dbus::start_from_flags(dbus.bus, dbus.address.as_deref(), handle).await }
     });
+    // The front-ends stop when the engine exits, or before the hand-over of a re-exec
+    // (in-flight requests, the reexec reply among them, are answered first).
+    let front_ends = tokio::spawn({
+        let (handle, stop_tx) = (handle.clone(), stop_tx.clone());
+        async move {
+            let reexec = accepted_rx.recv().await.is_some();
+            if reexec {
+                keep_socket.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = stop_tx.send(true);
+            // HTTP first: while it drains, a D-Bus Reexec reply has time to leave.
+            let served = rpc.await;
+            if dbus.is_finished() {
+                if let Ok(Some(service)) = dbus.await {
+                    service.stop().await;
+                }
+            } else {
+                dbus.abort();
+            }
+            if reexec {
+                handle.hand_over().await;
+            }
+            served
+        }
+    });
     tracing::info!("corrald started with pid {}", std::process::id());
     let exit = engine.run().await.context("running the engine")?;
-    let _ = stop_tx.send(());
-    if dbus.is_finished() {
-        if let Ok(Some(service)) = dbus.await {
-            service.stop().await;
+    let _ = stop_tx.send(true);
+    match front_ends.await {
+        Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
+        Ok(Err(e)) | Err(e) => tracing::warn!("HTTP server task: {e}"),
+        Ok(Ok(Ok(()))) => {}
+    }
+    match exit {
+        Exit::Shutdown => {
+            signals.abort();
+            tracing::info!("exiting ({exit:?})");
+            Ok(Served::Exit)
         }
-    } else {
-        dbus.abort();
+        Exit::Reexec(mut state) => {
+            state.merge(listeners);
+            Ok(Served::Reexec(state, signals))
+        }
     }
-    match rpc.await {
-        Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
-        Err(e) => tracing::warn!("HTTP server task: {e}"),
-        Ok(Ok(())) => {}
+}
+
+/// Ask the engine to shut down; once it has handed over for a re-exec, the next daemon will.
+async fn shutdown(handle: &Handle) {
+    // Noted before asking: the exec may come before the engine's answer.
+    SHUTDOWN_AFTER_REEXEC.store(true, Ordering::SeqCst);
+    if handle.shutdown().await.is_ok() || !handle.engine_gone() {
+        SHUTDOWN_AFTER_REEXEC.store(false, Ordering::SeqCst);
     }
-    tracing::info!("exiting ({exit:?})");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Signals are requests like any other: turn them into engine commands.
-fn forward_signals(handle: Handle) -> anyhow::Result<()> {
+fn forward_signals(handle: Handle) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
-    tokio::spawn(async move {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => { tracing::warn!("received SIGTERM indicating exit request"); let _ = handle.shutdown().await; }
-                _ = int.recv() => { tracing::warn!("received SIGINT indicating exit request"); let _ = handle.shutdown().await; }
-                _ = quit.recv() => { tracing::warn!("received SIGQUIT indicating exit request"); let _ = handle.shutdown().await; }
+                _ = term.recv() => { tracing::warn!("received SIGTERM indicating exit request"); shutdown(&handle).await; }
+                _ = int.recv() => { tracing::warn!("received SIGINT indicating exit request"); shutdown(&handle).await; }
+                _ = quit.recv() => { tracing::warn!("received SIGQUIT indicating exit request"); shutdown(&handle).await; }
                 _ = hup.recv() => {
                     tracing::warn!("received SIGHUP indicating restart request");
                     if handle.restart().await.is_err() {
@@ -413,8 +621,13 @@ fn forward_signals(handle: Handle) -> anyhow::Result<()> {
                     }
                 }
                 _ = usr2.recv() => handle.reopen_logs().await,
+                _ = usr1.recv() => {
+                    tracing::warn!("received SIGUSR1 indicating re-exec request");
+                    if let Err(e) = handle.reexec().await {
+                        tracing::error!("re-exec refused: {}", e.to_string());
+                    }
+                }
             }
         }
-    });
-    Ok(())
+    }))
 }

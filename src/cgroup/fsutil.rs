@@ -111,6 +111,28 @@ pub(crate) fn rmdir_tree(path: &Path) -> Result<(), CgroupError> {
     rmdir(path)
 }
 
+/// What a stale-kill under `top` takes when the leaves in `spare` must stay:
+/// every group directory holding no spared leaf, and the other leaves of the
+/// groups that hold one. `skip` is a top-level name left alone (the daemon's leaf).
+pub(crate) fn stale_dirs(
+    top: &Path,
+    spare: &[PathBuf],
+    skip: Option<&str>,
+) -> Result<Vec<PathBuf>, CgroupError> {
+    let mut stale = Vec::new();
+    for group in subdirs(top)? {
+        if skip.is_some_and(|s| group.file_name().is_some_and(|n| n == s)) {
+            continue;
+        }
+        if !spare.iter().any(|s| s.parent() == Some(group.as_path())) {
+            stale.push(group);
+            continue;
+        }
+        stale.extend(subdirs(&group)?.into_iter().filter(|leaf| !spare.contains(leaf)));
+    }
+    Ok(stale)
+}
+
 /// The subdirectories (child cgroups) of a cgroup directory; none if missing.
 pub(crate) fn subdirs(path: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let entries = match fs::read_dir(path) {
@@ -259,6 +281,20 @@ mod fake_kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparing_stale_kill_takes_everything_but_the_spared_leaves_and_the_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path();
+        for d in ["daemon", "web/web_0", "web/web_1", "old/old", "db/db"] {
+            fs::create_dir_all(top.join(d)).expect("mkdir");
+        }
+        let spare = vec![top.join("web/web_0"), top.join("db/db")];
+        let mut stale = stale_dirs(top, &spare, Some("daemon")).expect("stale");
+        stale.sort();
+        assert_eq!(stale, vec![top.join("old"), top.join("web/web_1")]);
+        assert_eq!(stale_dirs(top, &[], None).expect("stale").len(), 4);
+    }
 
     #[test]
     fn keyed_values_are_found_by_exact_key() {

@@ -130,6 +130,13 @@ impl Backend for HybridBackend {
         Ok(killed)
     }
 
+    fn kill_stale_sparing(&self, spare: &[Target<'_>]) -> Result<usize, CgroupError> {
+        let killed = self.unified.kill_stale_sparing(spare)?;
+        // Membership is cgroup2's here: the v1 side only loses the emptied cgroups.
+        self.legacy.kill_stale_sparing(spare)?;
+        Ok(killed)
+    }
+
     fn remove_all(&self) -> Result<(), CgroupError> {
         self.unified.remove_all()?;
         self.legacy.remove_all()

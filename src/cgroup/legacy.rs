@@ -417,6 +417,21 @@ impl Backend for LegacyBackend {
         Ok(killed)
     }
 
+    fn kill_stale_sparing(&self, spare: &[Target<'_>]) -> Result<usize, CgroupError> {
+        let mut killed = 0;
+        for tree in self.trees.iter().filter(|t| t.top.exists()) {
+            let keep: Vec<PathBuf> = spare.iter().map(|t| tree.dir(*t)).collect();
+            let stale = fsutil::stale_dirs(&tree.top, &keep, None)?;
+            if self.owns_membership {
+                killed += fsutil::kill_trees(&stale, std::time::Duration::from_secs(5))?;
+            }
+            for dir in &stale {
+                fsutil::rmdir_tree(dir)?;
+            }
+        }
+        Ok(killed)
+    }
+
     fn remove_all(&self) -> Result<(), CgroupError> {
         for tree in &self.trees {
             fsutil::rmdir_tree(&tree.top)?;

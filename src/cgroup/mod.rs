@@ -277,6 +277,14 @@ pub trait Backend: Send + Sync + fmt::Debug {
         Ok(0)
     }
 
+    /// [`kill_stale`](Backend::kill_stale), except that the process leaves in
+    /// `spare` (programs adopted after a crash, `adopt_orphans=true`) keep
+    /// their processes and their cgroups.
+    fn kill_stale_sparing(&self, spare: &[Target<'_>]) -> Result<usize, CgroupError> {
+        let _ = spare;
+        self.kill_stale()
+    }
+
     /// Processes killed by the OOM killer in this cgroup (and below) since it
     /// was created; 0 when the host has no memory controller for it.
     fn oom_kills(&self, target: Target<'_>) -> Result<u64, CgroupError>;

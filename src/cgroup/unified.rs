@@ -280,14 +280,16 @@ impl Backend for UnifiedBackend {
     }
 
     fn kill_stale(&self) -> Result<usize, CgroupError> {
+        self.kill_stale_sparing(&[])
+    }
+
+    fn kill_stale_sparing(&self, spare: &[Target<'_>]) -> Result<usize, CgroupError> {
         if !self.top.exists() {
             return Ok(0);
         }
         let adopted = self.adopted.load(Ordering::Relaxed);
-        let stale: Vec<PathBuf> = fsutil::subdirs(&self.top)?
-            .into_iter()
-            .filter(|c| !(adopted && c.file_name().is_some_and(|n| n == DAEMON_LEAF)))
-            .collect();
+        let spare: Vec<PathBuf> = spare.iter().map(|t| self.dir(*t)).collect();
+        let stale = fsutil::stale_dirs(&self.top, &spare, adopted.then_some(DAEMON_LEAF))?;
         // Count before killing: after cgroup.kill the processes may already be gone.
         let mut found = Vec::new();
         for dir in &stale {

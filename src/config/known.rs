@@ -84,6 +84,7 @@ pub const SUPERVISORD_OPTIONS: &[&str] = &[
     "environment",
     "identifier",
     "cgroup_root",
+    "adopt_orphans",
 ];
 
 /// Options of `[group:x]`.

@@ -227,6 +227,7 @@ fn supervisord_section(p: &mut Parser) -> Result<SupervisordConfig, ConfigError>
             ))
         }
     })?;
+    let adopt_orphans = p.convert(S, "adopt_orphans", &exp, true, "false", values::boolean)?;
     let logfile =
         if logfile == "syslog" { MainLog::Syslog } else { MainLog::File(normalize_path(&logfile, env)) };
     Ok(SupervisordConfig {
@@ -248,6 +249,7 @@ fn supervisord_section(p: &mut Parser) -> Result<SupervisordConfig, ConfigError>
         environment,
         identifier,
         cgroup_root,
+        adopt_orphans,
     })
 }
 

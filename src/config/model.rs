@@ -85,6 +85,9 @@ pub struct SupervisordConfig {
     pub identifier: String,
     /// corral: where the program cgroups live (default: the daemon's own cgroup).
     pub cgroup_root: Option<PathBuf>,
+    /// corral: after an unclean exit, a new daemon takes over the programs still
+    /// running in their cgroups instead of killing them.
+    pub adopt_orphans: bool,
 }
 
 /// Where the activity log goes.

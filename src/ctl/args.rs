@@ -128,6 +128,8 @@ pub enum Command {
     Stats(Words),
     /// Show or change a process's cgroup limits: limits name [key=value ...]
     Limits(Words),
+    /// Re-execute the daemon's (possibly upgraded) binary without stopping programs
+    Reexec(Words),
     /// Live full-screen view of processes (c: sort by CPU, m: by memory, q: quit)
     Top {
         /// Initial sort order
@@ -184,6 +186,7 @@ impl Command {
             Exit(w) => ("exit", w),
             Stats(w) => ("stats", w),
             Limits(w) => ("limits", w),
+            Reexec(w) => ("reexec", w),
             Other(all) => return Some(all.join(" ")),
             Top { .. } | CheckConfig { .. } | Completions { .. } | Manpage => return None,
         };

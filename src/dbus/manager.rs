@@ -150,6 +150,13 @@ impl Manager {
         Ok((d.added, d.changed, d.removed))
     }
 
+    /// Re-execute corrald from the binary it was started from (an upgrade takes effect)
+    /// without stopping programs; replies once the binary and configuration passed
+    /// their checks. The daemon then leaves the bus and its successor takes the name.
+    async fn reexec(&self) -> Result<()> {
+        Ok(self.handle.reexec().await?)
+    }
+
     /// Change a program's limits live; see [`super::limits`] for keys and values.
     async fn set_program_limits(&self, name: String, changes: HashMap<String, OwnedVariant>) -> Result<()> {
         limits::set(&self.handle, &ops::program_spec(&name)?, &changes).await

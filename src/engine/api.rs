@@ -488,6 +488,13 @@ pub enum Command {
     SetLimits(NameSpec, Limits, Reply<Result<Limits, Fault>>),
     /// corral: freeze (`true`) or thaw (`false`) a target's cgroups.
     Freeze(Target, bool, Reply<Result<Vec<OpResult>, Fault>>),
+    /// corral: re-execute corrald keeping every program running; replies once the
+    /// binary and the configuration were checked, before anything is handed over.
+    Reexec(Reply<Result<(), Fault>>),
+    /// corral: the front-ends are quiet; hand the state over as soon as the
+    /// processes that cannot be carried across (event listeners, programs gone
+    /// from the configuration) have stopped.
+    HandOver,
 }
 
 /// A cloneable sender of [`Command`]s with one async method per request.
@@ -506,6 +513,11 @@ impl Handle {
     /// Wrap a command channel and the engine's notice broadcaster.
     pub fn new(tx: mpsc::Sender<Command>, notices: broadcast::Sender<Notice>) -> Handle {
         Handle { tx, notices }
+    }
+
+    /// Whether the engine has exited (commands can no longer reach it).
+    pub fn engine_gone(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Receive every [`Notice`] from now on.
@@ -629,6 +641,16 @@ impl Handle {
     /// Freeze (`true`) or thaw (`false`) the cgroups of a target.
     pub async fn freeze(&self, target: Target, freeze: bool) -> Result<Vec<OpResult>, Fault> {
         self.ask_fallible(|r| Command::Freeze(target, freeze, r)).await
+    }
+
+    /// Re-execute corrald without stopping programs (`corral.reexec`, SIGUSR1).
+    pub async fn reexec(&self) -> Result<(), Fault> {
+        self.ask_fallible(Command::Reexec).await
+    }
+
+    /// After an accepted [`reexec`](Handle::reexec): let the engine hand its state over.
+    pub async fn hand_over(&self) {
+        let _ = self.tx.send(Command::HandOver).await;
     }
 
     /// Reopen every log file (SIGUSR2).

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{kill, Signal};
@@ -15,11 +16,15 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::api::*;
 use super::deps;
 use super::empty_watch::EmptyWatch;
+use super::handover::{self, HandOver, SavedExit, SavedProcess};
 use super::info;
+use super::orphans::{self, watch_orphan};
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
 use crate::cgroup::{self, Backend, OomWatch};
-use crate::config::{Config, GroupConfig, HealthAction, KillMode, Probe, ProcessConfig, Readiness};
+use crate::config::{
+    Config, GroupConfig, GroupKind, HealthAction, KillMode, Probe, ProcessConfig, Readiness,
+};
 use crate::logs::main_log::{ClearError, MainLogHandle};
 use crate::spawn::{self, command};
 use crate::stats::CpuSampler;
@@ -54,6 +59,8 @@ pub(crate) struct Proc {
     held: Option<Held>,
     /// Why the last start request did not start it: a dependency failed.
     blocked: Option<String>,
+    /// The running pid was adopted after a crash: not our child, watched through a pidfd.
+    orphan: bool,
 }
 
 /// A request waiting for dependencies.
@@ -94,6 +101,7 @@ impl Proc {
             draining: None,
             held: None,
             blocked: None,
+            orphan: false,
         }
     }
 }
@@ -228,10 +236,42 @@ fn wait_outcome(
 }
 
 /// Why [`Engine::run`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Exit {
     /// Shutdown completed; every process is stopped.
     Shutdown,
+    /// A re-exec was requested: the programs keep running and this is their state.
+    Reexec(Box<HandOver>),
+}
+
+/// A re-exec accepted and in preparation.
+struct Reexec {
+    /// Processes stopped before the hand-over (event listeners, programs gone from the config).
+    stopping: Vec<ProcId>,
+    /// The front-ends are quiet: hand over once `stopping` have stopped.
+    hand_over: bool,
+    /// A shutdown arrived meanwhile: the next daemon carries it out.
+    then_shutdown: bool,
+}
+
+impl From<ExitStatus> for SavedExit {
+    fn from(s: ExitStatus) -> SavedExit {
+        match s {
+            ExitStatus::Code(c) => SavedExit::Code(c),
+            ExitStatus::Signal { signal, core } => SavedExit::Signal { signal, core },
+            ExitStatus::Unknown => SavedExit::Unknown,
+        }
+    }
+}
+
+impl From<SavedExit> for ExitStatus {
+    fn from(s: SavedExit) -> ExitStatus {
+        match s {
+            SavedExit::Code(c) => ExitStatus::Code(c),
+            SavedExit::Signal { signal, core } => ExitStatus::Signal { signal, core },
+            SavedExit::Unknown => ExitStatus::Unknown,
+        }
+    }
 }
 
 /// Loads the configuration again for `reread` and restarts.
@@ -275,6 +315,19 @@ pub struct Engine {
     exec_probes: HashMap<u32, (ProcId, u64)>,
     /// When a rejected notify message was last warned about.
     notify_warned: Option<Instant>,
+    /// The binary a re-exec runs and who is told when one is accepted.
+    reexec_to: Option<(PathBuf, mpsc::UnboundedSender<()>)>,
+    /// A re-exec in preparation.
+    reexec: Option<Reexec>,
+    /// The previous daemon's state, applied when the groups are created.
+    inherited: Option<HandOver>,
+    /// Adopt what a crashed daemon left running when the groups are first created.
+    scan_orphans: bool,
+    /// The previous daemon was asked to shut down during its re-exec.
+    shutdown_on_start: bool,
+    /// Exits of adopted orphans, reported by their pidfd watchers.
+    orphan_tx: mpsc::UnboundedSender<u32>,
+    orphan_rx: mpsc::UnboundedReceiver<u32>,
 }
 
 fn wall_now() -> i64 {
@@ -298,6 +351,7 @@ impl Engine {
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
         let (reports_tx, reports_rx) = mpsc::channel(1024);
+        let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
         let engine = Engine {
             config,
             loader,
@@ -325,15 +379,45 @@ impl Engine {
             notify_socket: None,
             exec_probes: HashMap::new(),
             notify_warned: None,
+            reexec_to: None,
+            reexec: None,
+            inherited: None,
+            scan_orphans: false,
+            shutdown_on_start: false,
+            orphan_tx,
+            orphan_rx,
         };
         (engine, Handle::new(tx, notices))
     }
 
-    /// Run until shutdown. Creates every group and starts the autostart processes.
+    /// Allow re-exec of `binary`; `accepted` is told when a request passed its checks,
+    /// so the daemon can quiet its front-ends and then send [`Command::HandOver`].
+    pub fn enable_reexec(&mut self, binary: PathBuf, accepted: mpsc::UnboundedSender<()>) {
+        self.reexec_to = Some((binary, accepted));
+    }
+
+    /// Take over the processes a previous daemon handed over (same pids, same
+    /// pipes); applied when [`run`](Engine::run) creates the groups.
+    pub fn adopt(&mut self, state: HandOver) {
+        self.inherited = Some(state);
+    }
+
+    /// After an unclean exit of the previous daemon (`adopt_orphans=true`): take over
+    /// the programs still running in their cgroups and kill everything else left in
+    /// the tree; applied when [`run`](Engine::run) creates the groups.
+    pub fn adopt_orphans(&mut self) {
+        self.scan_orphans = true;
+    }
+
+    /// Run until shutdown or re-exec. Creates every group and starts the autostart processes.
     pub async fn run(mut self) -> std::io::Result<Exit> {
         let mut sigchld = signal(SignalKind::child())?;
         self.activate_all();
         self.listeners.start(); // events: run the bus once the startup pools exist
+        if std::mem::take(&mut self.shutdown_on_start) {
+            tracing::warn!("shutting down, as requested during the re-exec");
+            self.begin_stop_all(Mood::Shutdown);
+        }
         loop {
             let next = self.timers.first().map(|(t, _, _)| *t);
             tokio::select! {
@@ -346,10 +430,23 @@ impl Engine {
                 },
                 _ = sigchld.recv() => self.reap(),
                 Some(report) = self.reports_rx.recv() => self.on_report(report),
+                Some(pid) = self.orphan_rx.recv() => {
+                    // Only an adopted pid: a child of ours that got the number since is reaped.
+                    if let Some(&id) = self.by_pid.get(&pid).filter(|id| self.procs.get(id).is_some_and(|p| p.orphan)) {
+                        self.by_pid.remove(&pid);
+                        self.on_main_exit(id, ExitStatus::Unknown);
+                    }
+                }
                 _ = sleep_until(next), if next.is_some() => self.fire_timers(),
                 ids = self.empty.changed(), if self.empty.active() => {
                     for id in ids { self.check_drain(id); }
                 }
+            }
+            if self.ready_to_hand_over() {
+                let mut state = self.hand_over_state();
+                // Every reader stops at an await point, after writing what it read.
+                state.settle_readers().await;
+                return Ok(Exit::Reexec(Box::new(state)));
             }
             // A reap may race with the SIGCHLD of a just-spawned child; reaping is cheap.
             if self.mood != Mood::Running && self.advance_stop_all() {
@@ -377,6 +474,13 @@ impl Engine {
         for name in names {
             self.activate_group(&name);
         }
+        if let Some(state) = self.inherited.take() {
+            self.restore(state);
+        }
+        if std::mem::take(&mut self.scan_orphans) {
+            self.adopt_left_running();
+        }
+        self.resume_checks();
         self.notify(Notice::Mood(Mood::Running));
         self.autostart();
     }
@@ -764,6 +868,7 @@ impl Engine {
     fn on_main_exit(&mut self, id: ProcId, status: ExitStatus) {
         let Some(p) = self.procs.get_mut(&id) else { return };
         p.output.child_exited();
+        p.orphan = false;
         if p.placed && self.cgroups.mode() != cgroup::Mode::None {
             let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
             p.last_oom = p.oom.oom_killed_since_last(self.cgroups.as_ref(), target).unwrap_or(false);
@@ -1119,6 +1224,14 @@ impl Engine {
                 let _ = r.send(self.cmd_remove_group(&name));
             }
             Command::Shutdown(r) => {
+                if let Some(reexec) = &mut self.reexec {
+                    // Too late to call the re-exec off (the front-ends are going):
+                    // the next daemon shuts down as soon as it has taken over.
+                    tracing::warn!("received shutdown request during a re-exec; shutting down after it");
+                    reexec.then_shutdown = true;
+                    let _ = r.send(Ok(()));
+                    return;
+                }
                 let res = self.check_mood();
                 if res.is_ok() {
                     tracing::warn!("received shutdown request");
@@ -1196,6 +1309,14 @@ impl Engine {
             Command::Freeze(target, freeze, r) => {
                 let _ = r.send(self.cmd_freeze(&target, freeze));
             }
+            Command::Reexec(r) => {
+                let _ = r.send(self.cmd_reexec());
+            }
+            Command::HandOver => {
+                if let Some(r) = &mut self.reexec {
+                    r.hand_over = true;
+                }
+            }
             Command::ReopenLogs => {
                 tracing::info!("received SIGUSR2 indicating log reopen request");
                 if let Some(h) = &self.main_log {
@@ -1216,7 +1337,7 @@ impl Engine {
     }
 
     fn check_mood(&self) -> Result<(), Fault> {
-        if self.mood == Mood::Running {
+        if self.mood == Mood::Running && self.reexec.is_none() {
             Ok(())
         } else {
             Err(Fault::bare(FaultCode::ShutdownState))
@@ -1822,6 +1943,259 @@ impl Engine {
         Some(())
     }
 
+    // ----- re-exec ------------------------------------------------------------
+
+    /// Accept a re-exec once the binary and the configuration it will read check out.
+    /// Event listeners and programs gone from the configuration are stopped first:
+    /// the listener protocol's state cannot be carried across, and a program without
+    /// a section would have nothing to be adopted by.
+    fn cmd_reexec(&mut self) -> Result<(), Fault> {
+        self.check_mood()?;
+        let Some((binary, accepted)) = &self.reexec_to else {
+            return Err(Fault::new(FaultCode::Failed, "re-exec is not available in this daemon"));
+        };
+        handover::check_binary(binary).map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))?;
+        let new = (self.loader)().map_err(|e| Fault::new(FaultCode::CantReread, e))?;
+        check_limits(self.cgroups.as_ref(), &new).map_err(|e| Fault::new(FaultCode::CantReread, e))?;
+        let _ = accepted.send(());
+        tracing::warn!("received reexec request ({})", binary.display());
+        let kept = |group: &str, name: &str| {
+            new.groups.iter().any(|g| {
+                g.name == group
+                    && !matches!(g.kind, GroupKind::EventListener(_))
+                    && g.processes.iter().any(|p| p.name == name)
+            })
+        };
+        let mut stopping = Vec::new();
+        for (name, g) in &self.groups {
+            let listener = matches!(g.cfg.kind, GroupKind::EventListener(_));
+            for id in &g.members {
+                if listener || !kept(name, &self.procs[id].cfg.name) {
+                    stopping.push(*id);
+                }
+            }
+        }
+        for &id in &stopping {
+            match self.procs[&id].machine.state() {
+                ProcessState::Running | ProcessState::Starting => self.feed(id, Event::Stop),
+                ProcessState::Backoff => self.feed(id, Event::GiveUp),
+                _ => {}
+            }
+        }
+        self.reexec = Some(Reexec { stopping, hand_over: false, then_shutdown: false });
+        Ok(())
+    }
+
+    fn ready_to_hand_over(&self) -> bool {
+        let Some(r) = &self.reexec else { return false };
+        r.hand_over
+            && r.stopping.iter().all(|id| {
+                self.procs.get(id).is_none_or(|p| p.machine.state().is_stopped() && p.draining.is_none())
+            })
+    }
+
+    /// Stop the pipe readers and describe every process for the next daemon.
+    fn hand_over_state(&mut self) -> HandOver {
+        let mut state = HandOver::new();
+        let now = Instant::now();
+        let (skip, shutdown) = self.reexec.take().map(|r| (r.stopping, r.then_shutdown)).unwrap_or_default();
+        state.state.shutdown = shutdown;
+        for g in self.groups_in_priority() {
+            for id in self.groups[&g].members.clone() {
+                if skip.contains(&id) {
+                    continue;
+                }
+                let Some(p) = self.procs.get_mut(&id) else { continue };
+                let (pipes, readers) = p.output.take_pipes();
+                state.add_readers(readers);
+                let (stdout_auto, stderr_auto) = p.output.auto_paths();
+                let saved = SavedProcess {
+                    group: p.group.clone(),
+                    name: p.cfg.name.clone(),
+                    machine: p.machine.save(now),
+                    placed: p.placed,
+                    oom_kills: p.oom_kills,
+                    stdout: pipes.stdout.map(|fd| state.keep(fd)),
+                    stderr: pipes.stderr.map(|fd| state.keep(fd)),
+                    stdin: pipes.stdin.map(|fd| state.keep(fd)),
+                    drain: p.draining.as_ref().map(|d| d.status.into()),
+                    orphan: p.orphan && p.machine.pid != 0,
+                    stdout_auto,
+                    stderr_auto,
+                };
+                state.state.processes.push(saved);
+            }
+        }
+        tracing::info!("handing {} process(es) over to the new corrald", state.state.processes.len());
+        state
+    }
+
+    /// Take over what the previous daemon handed over: same pids, same pipes,
+    /// same counters and timers. A process whose section is gone cannot be
+    /// supervised and is killed (the old daemon stops those before the exec,
+    /// so this only happens when the file changed in between).
+    fn restore(&mut self, mut state: HandOver) {
+        let now = Instant::now();
+        self.shutdown_on_start = state.state.shutdown;
+        let mut adopted = 0;
+        for sp in std::mem::take(&mut state.state.processes) {
+            let (stdout, stderr, stdin) =
+                (state.take(sp.stdout), state.take(sp.stderr), state.take(sp.stdin));
+            let id = self
+                .groups
+                .get(&sp.group)
+                .and_then(|g| g.members.iter().copied().find(|id| self.procs[id].cfg.name == sp.name));
+            let machine = super::state::Machine::restore(&sp.machine, now);
+            let (Some(id), Some(machine)) = (id, machine) else {
+                if sp.machine.pid != 0 {
+                    tracing::warn!(
+                        "{}: no longer in the configuration; killing pid {} it left running",
+                        make_namespec(&sp.group, &sp.name),
+                        sp.machine.pid
+                    );
+                    let _ = kill(Pid::from_raw(sp.machine.pid as i32), Signal::SIGKILL);
+                    if sp.placed {
+                        let target = cgroup::Target::Process { group: &sp.group, process: &sp.name };
+                        if let Err(e) = self.cgroups.kill(target) {
+                            tracing::warn!("killing the cgroup of {}: {e}", sp.name);
+                        }
+                    }
+                }
+                continue;
+            };
+            let pid = machine.pid;
+            let Some(p) = self.procs.get_mut(&id) else { continue };
+            p.machine = machine;
+            p.placed = sp.placed;
+            p.oom_kills = sp.oom_kills;
+            p.output.reuse_auto_paths(sp.stdout_auto, sp.stderr_auto);
+            if p.placed && pid != 0 {
+                // Count from the leaf's current OOM kills, which were already reported.
+                let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+                let _ = p.oom.check(self.cgroups.as_ref(), target);
+            }
+            if pid != 0 {
+                self.by_pid.insert(pid, id);
+                adopted += 1;
+                if sp.orphan {
+                    p.orphan = true;
+                    if let Err(e) = watch_orphan(pid, self.orphan_tx.clone()) {
+                        tracing::warn!("{}: cannot watch adopted pid {pid}: {e}", p.cfg.name);
+                    }
+                }
+                match (stdout, stdin) {
+                    (Some(out), Some(input)) => {
+                        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
+                        p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
+                    }
+                    _ => tracing::warn!(
+                        "{}: output pipes were not handed over; output not captured",
+                        p.cfg.name
+                    ),
+                }
+            }
+            if let Some(status) = sp.drain {
+                self.start_drain(id, status.into());
+            }
+            self.rearm(id);
+        }
+        tracing::info!("adopted {adopted} running process(es) from the previous corrald");
+        // Children that exited during the exec left zombies and no SIGCHLD.
+        self.reap();
+    }
+
+    // ----- crash recovery -----------------------------------------------------
+
+    /// `adopt_orphans=true` after an unclean exit: every configured program whose
+    /// leaf still holds processes is taken over as RUNNING with its main pid;
+    /// everything else left in the tree is killed, so no program runs twice and
+    /// nothing is left behind.
+    fn adopt_left_running(&mut self) {
+        if self.cgroups.mode() == cgroup::Mode::None {
+            tracing::warn!(
+                "adopt_orphans: without cgroups no program left by a previous corrald can be found"
+            );
+            return;
+        }
+        let mut spared: Vec<(String, String)> = Vec::new();
+        for g in self.groups_in_priority() {
+            if matches!(self.groups[&g].cfg.kind, GroupKind::EventListener(_)) {
+                // Their protocol state died with the old daemon: start them afresh.
+                continue;
+            }
+            for id in self.groups[&g].members.clone() {
+                if self.adopt_orphan(id) {
+                    let p = &self.procs[&id];
+                    spared.push((p.group.clone(), p.cfg.name.clone()));
+                }
+            }
+        }
+        let targets: Vec<cgroup::Target<'_>> =
+            spared.iter().map(|(g, p)| cgroup::Target::Process { group: g, process: p }).collect();
+        match self.cgroups.kill_stale_sparing(&targets) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "killed {n} process(es) left running by a previous corrald that were not adoptable"
+            ),
+            Err(e) => tracing::warn!("cleaning up cgroups of a previous run: {e}"),
+        }
+        if !spared.is_empty() {
+            tracing::warn!("adopted {} program(s) left running by a previous corrald", spared.len());
+        }
+    }
+
+    /// Take over one program from its leaf; false when there is nothing to adopt.
+    fn adopt_orphan(&mut self, id: ProcId) -> bool {
+        let p = &self.procs[&id];
+        let members = self.cgroups.pids(Self::cg_target(p)).unwrap_or_default();
+        let Some((pid, starttime)) = orphans::main_pid(&members) else { return false };
+        let pid = pid as u32;
+        if let Err(e) = watch_orphan(pid, self.orphan_tx.clone()) {
+            tracing::warn!("{}: cannot watch pid {pid} left by a previous corrald: {e}", p.cfg.name);
+            return false;
+        }
+        let now_ms = orphans::now_wall_ms();
+        let started_ms = orphans::start_wall_ms(starttime).unwrap_or(now_ms).min(now_ms);
+        let saved = super::state::SavedMachine {
+            state: ProcessState::Running.code(),
+            backoff: 0,
+            laststart_age_ms: Some(now_ms - started_ms),
+            start_wall: (started_ms / 1000) as i64,
+            stop_wall: 0,
+            pid,
+            exitstatus: 0,
+            spawnerr: String::new(),
+            deadline_in_ms: None,
+            killing: false,
+            restarts: 0,
+            crashes: 0,
+            starts_age_ms: Vec::new(),
+            abort: None,
+        };
+        let Some(machine) = super::state::Machine::restore(&saved, Instant::now()) else { return false };
+        let Some(p) = self.procs.get_mut(&id) else { return false };
+        p.machine = machine;
+        p.placed = true;
+        p.orphan = true;
+        let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
+        let _ = p.oom.check(self.cgroups.as_ref(), target);
+        self.by_pid.insert(pid, id);
+        let stdout = orphans::reopen_pipe(pid, 1, false);
+        let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
+        let stdin = orphans::reopen_pipe(pid, 0, true);
+        let note = match (stdout, stdin) {
+            (Some(out), Some(input)) => {
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
+                p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
+                "output written while no corrald was running is lost"
+            }
+            _ => "output not captured after adoption",
+        };
+        tracing::warn!("adopted {} (pid {pid}) left running by a previous corrald; {note}", p.cfg.name);
+        p.output.mark(&format!("corrald: adopted pid {pid} after an unclean daemon exit; {note}\n"));
+        true
+    }
+
     // ----- information ------------------------------------------------------
 
     fn info(&self, id: ProcId) -> ProcessInfo {
@@ -1936,6 +2310,41 @@ impl Engine {
                 let key = make_namespec(&p.group, &p.cfg.name);
                 let at = Instant::now() + checks::stagger(&key, h.interval);
                 self.arm_check(id, at);
+            }
+        }
+    }
+
+    /// Processes taken over from a previous daemon (re-exec or adoption) get their
+    /// notify socket and checks back: readiness probes of a STARTING process run
+    /// again, health checks of a RUNNING one resume at their staggered offset. The
+    /// read end of an `fd:N` readiness pipe does not survive the exec, so a process
+    /// still waiting on one fails its start and goes through the normal restart path.
+    fn resume_checks(&mut self) {
+        let live: Vec<ProcId> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| matches!(p.machine.state(), ProcessState::Starting | ProcessState::Running))
+            .map(|(id, _)| *id)
+            .collect();
+        if self.notify_socket.is_none() && live.iter().any(|id| self.procs[id].cfg.health.uses_notify()) {
+            match checks::NotifySocket::bind(&self.config.supervisord.identifier, self.reports_tx.clone()) {
+                Ok(sock) => self.notify_socket = Some(sock),
+                Err(e) => tracing::warn!("cannot create the notify socket for programs: {e}"),
+            }
+        }
+        for id in live {
+            let p = &self.procs[&id];
+            match (p.machine.state(), &p.cfg.health.ready, &p.cfg.health.healthcheck) {
+                (ProcessState::Starting, Readiness::Probe(_), _) => self.arm_check(id, Instant::now()),
+                (ProcessState::Starting, Readiness::Fd(_), _) => {
+                    self.feed(id, Event::Fail("readiness pipe lost in a daemon re-exec".into()))
+                }
+                (ProcessState::Running, _, Some(h)) => {
+                    let at =
+                        Instant::now() + checks::stagger(&make_namespec(&p.group, &p.cfg.name), h.interval);
+                    self.arm_check(id, at);
+                }
+                _ => {}
             }
         }
     }

@@ -5,8 +5,10 @@ mod checks;
 mod core;
 mod deps;
 mod empty_watch;
+pub mod handover;
 pub mod info;
 mod listeners;
+mod orphans;
 mod output;
 pub mod state;
 

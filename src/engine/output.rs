@@ -4,7 +4,7 @@
 //! pipes to the files in reader tasks, never through the engine.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::api::{Channel, LogName};
@@ -93,6 +93,22 @@ pub(crate) struct Output {
     stderr: Sink,
     stdin: Option<OwnedFd>,
     strip_ansi: bool,
+    /// The running child's stdout/stderr read ends as their readers hold them
+    /// (descriptor number, pipe inode), so a re-exec can reopen the same pipes.
+    pipes: Vec<(Channel, RawFd, u64)>,
+    /// The reader tasks of the running child.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A running child's pipes, taken out of its [`Output`] for a re-exec.
+#[derive(Debug)]
+pub(crate) struct Pipes {
+    /// Read end of stdout.
+    pub stdout: Option<OwnedFd>,
+    /// Read end of stderr (none with `redirect_stderr`).
+    pub stderr: Option<OwnedFd>,
+    /// Write end of stdin.
+    pub stdin: Option<OwnedFd>,
 }
 
 impl Output {
@@ -106,7 +122,14 @@ impl Output {
         } else {
             Sink::new(cfg, p, Channel::Stderr, &p.stderr.logfile, p.stderr.maxbytes, p.stderr.backups)
         };
-        Output { stdout, stderr, stdin: None, strip_ansi: cfg.supervisord.strip_ansi }
+        Output {
+            stdout,
+            stderr,
+            stdin: None,
+            strip_ansi: cfg.supervisord.strip_ansi,
+            pipes: Vec::new(),
+            readers: Vec::new(),
+        }
     }
 
     fn sink(&self, channel: Channel) -> &Sink {
@@ -131,7 +154,12 @@ impl Output {
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), self.stderr.journal.clone(), &p.stderr));
         }
+        self.pipes.clear();
+        self.readers.clear();
         for (channel, fd, file, journal, ch) in readers {
+            if let Ok(st) = nix::sys::stat::fstat(&fd) {
+                self.pipes.push((channel, fd.as_raw_fd(), st.st_ino));
+            }
             let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
             rc.capture_maxbytes = ch.capture_maxbytes as usize;
@@ -150,11 +178,11 @@ impl Output {
                     Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
             }
             let name = p.name.clone();
-            tokio::spawn(async move {
+            self.readers.push(tokio::spawn(async move {
                 if let Err(e) = read_pipe(fd, rc).await {
                     tracing::warn!("{name}: {e}");
                 }
-            });
+            }));
         }
         self.stdin = Some(stdin);
     }
@@ -162,6 +190,34 @@ impl Output {
     /// The child is gone: its stdin can no longer be written.
     pub fn child_exited(&mut self) {
         self.stdin = None;
+        self.pipes.clear();
+        self.readers.clear();
+    }
+
+    /// Stop the readers and take the pipes out, for a re-exec. A reader is
+    /// cancelled only at an await point, after the file write of every chunk it
+    /// has read, so bytes are either in the log or still in the pipe.
+    /// Returns the pipes and the reader tasks to await before the exec.
+    pub fn take_pipes(&mut self) -> (Pipes, Vec<tokio::task::JoinHandle<()>>) {
+        let mut pipes = Pipes { stdout: None, stderr: None, stdin: self.stdin.take() };
+        // New descriptors first (aborting closes the readers' own): opening
+        // /proc/self/fd/N reaches the pipe itself; the inode check makes sure N
+        // still is that pipe (a reader that hit EOF has closed it).
+        for (channel, n, ino) in self.pipes.drain(..) {
+            let Some(fd) = super::orphans::reopen_pipe(std::process::id(), n, false) else { continue };
+            if nix::sys::stat::fstat(&fd).map(|st| st.st_ino) != Ok(ino) {
+                continue;
+            }
+            match channel {
+                Channel::Stdout => pipes.stdout = Some(fd),
+                Channel::Stderr => pipes.stderr = Some(fd),
+            }
+        }
+        let readers = std::mem::take(&mut self.readers);
+        for r in &readers {
+            r.abort();
+        }
+        (pipes, readers)
     }
 
     /// Append bytes the daemon itself reports for the child (exec failures)
@@ -172,6 +228,39 @@ impl Output {
             if let Err(e) = lock(&f).write(data) {
                 tracing::warn!("{e}");
             }
+        }
+    }
+
+    /// Append a line the daemon writes about the output itself (an adoption
+    /// after a crash) to every log file of the process.
+    pub fn mark(&mut self, text: &str) {
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Some(f) = sink.open() {
+                if let Err(e) = lock(&f).write(text.as_bytes()) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// The AUTO log files, to be kept across a re-exec: (stdout, stderr).
+    pub fn auto_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let auto = |s: &Sink| s.path.clone().filter(|_| s.auto);
+        (auto(&self.stdout), auto(&self.stderr))
+    }
+
+    /// Go on writing to the AUTO log files the previous daemon used (a re-exec
+    /// keeps a program's log in one file); the fresh, empty ones are removed.
+    pub fn reuse_auto_paths(&mut self, stdout: Option<PathBuf>, stderr: Option<PathBuf>) {
+        for (sink, old) in [(&mut self.stdout, stdout), (&mut self.stderr, stderr)] {
+            let Some(old) = old.filter(|p| sink.auto && p.exists()) else { continue };
+            if let Some(fresh) = sink.path.replace(old) {
+                if std::fs::metadata(&fresh).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&fresh);
+                }
+            }
+            sink.file = None;
+            sink.open();
         }
     }
 
@@ -251,6 +340,7 @@ impl Output {
     /// The group is going away: close stdin; readers end at EOF on their own.
     pub fn close(&mut self) {
         self.stdin = None;
+        self.pipes.clear();
     }
 }
 

@@ -83,6 +83,9 @@ pub enum ExitStatus {
         /// A core file was written.
         core: bool,
     },
+    /// The process was not a child of this daemon (adopted after a crash):
+    /// it is gone, but its exit status cannot be known.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -90,7 +93,7 @@ impl ExitStatus {
     pub fn es(self) -> i32 {
         match self {
             ExitStatus::Code(c) => c,
-            ExitStatus::Signal { .. } => -1,
+            ExitStatus::Signal { .. } | ExitStatus::Unknown => -1,
         }
     }
 
@@ -98,6 +101,7 @@ impl ExitStatus {
     pub fn describe(self) -> String {
         match self {
             ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Unknown => "exit status unknown: adopted, not a child of this corrald".to_string(),
             ExitStatus::Signal { signal, core } => {
                 let core = if core { " (core dumped)" } else { "" };
                 format!("terminated by {}{}", signal_name(signal), core)
@@ -642,6 +646,95 @@ pub fn secs_text(d: Duration) -> String {
         format!("{} s", ms / 1000)
     } else {
         format!("{} s", d.as_secs_f64())
+    }
+}
+
+/// A [`Machine`] in a form that survives a re-exec: instants become ages and
+/// remaining durations (the monotonic clock itself carries over, but `Instant`
+/// has no portable representation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedMachine {
+    /// supervisord's numeric state code.
+    pub state: i32,
+    /// Failed starts since the last RUNNING.
+    pub backoff: u32,
+    /// Milliseconds since the last spawn.
+    pub laststart_age_ms: Option<u64>,
+    /// Wall-clock epoch seconds of the last spawn.
+    pub start_wall: i64,
+    /// Wall-clock epoch seconds of the last exit.
+    pub stop_wall: i64,
+    /// Running pid.
+    pub pid: u32,
+    /// Last exit status.
+    pub exitstatus: i32,
+    /// Last spawn error.
+    pub spawnerr: String,
+    /// Milliseconds until the pending deadline.
+    pub deadline_in_ms: Option<u64>,
+    /// A stop was requested and the process has not exited yet.
+    pub killing: bool,
+    /// Restarts so far.
+    pub restarts: u64,
+    /// Consecutive short runs (`backoff=` pacing).
+    pub crashes: u32,
+    /// Ages in milliseconds of the recent automatic starts (`start_limit_burst=`).
+    pub starts_age_ms: Vec<u64>,
+    /// Why the daemon is killing the process on its own (readiness timeout, watchdog,
+    /// health check), until it exits.
+    #[serde(default)]
+    pub abort: Option<String>,
+}
+
+fn state_from_code(code: i32) -> Option<ProcessState> {
+    use ProcessState::*;
+    [Stopped, Starting, Running, Backoff, Stopping, Exited, Fatal, Unknown]
+        .into_iter()
+        .find(|s| s.code() == code)
+}
+
+impl Machine {
+    /// Everything the machine knows, relative to `now`.
+    pub fn save(&self, now: Instant) -> SavedMachine {
+        let age = |t: Instant| now.saturating_duration_since(t).as_millis() as u64;
+        SavedMachine {
+            state: self.state.code(),
+            backoff: self.backoff,
+            laststart_age_ms: self.laststart.map(age),
+            start_wall: self.start_wall,
+            stop_wall: self.stop_wall,
+            pid: self.pid,
+            exitstatus: self.exitstatus,
+            spawnerr: self.spawnerr.clone(),
+            deadline_in_ms: self.deadline.map(|d| d.saturating_duration_since(now).as_millis() as u64),
+            killing: self.killing,
+            restarts: self.restarts,
+            crashes: self.crashes,
+            starts_age_ms: self.starts.iter().map(|t| age(*t)).collect(),
+            abort: self.abort.clone(),
+        }
+    }
+
+    /// The machine [`save`](Machine::save) described, with its timers counted from `now`;
+    /// `None` for an unknown state code.
+    pub fn restore(saved: &SavedMachine, now: Instant) -> Option<Machine> {
+        let ago = |ms: u64| now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);
+        Some(Machine {
+            state: state_from_code(saved.state)?,
+            backoff: saved.backoff,
+            laststart: saved.laststart_age_ms.map(ago),
+            start_wall: saved.start_wall,
+            stop_wall: saved.stop_wall,
+            pid: saved.pid,
+            exitstatus: saved.exitstatus,
+            spawnerr: saved.spawnerr.clone(),
+            deadline: saved.deadline_in_ms.map(|ms| now + Duration::from_millis(ms)),
+            killing: saved.killing,
+            restarts: saved.restarts,
+            crashes: saved.crashes,
+            starts: saved.starts_age_ms.iter().map(|ms| ago(*ms)).collect(),
+            abort: saved.abort.clone(),
+        })
     }
 }
 
@@ -1398,5 +1491,38 @@ mod restart_policy_tests {
             m.handle(&c, Event::Deadline, Clock { mono: m.deadline().unwrap(), wall: 0 });
         }
         assert_eq!(waits, vec![1, 2, 4, 8]);
+    }
+}
+
+#[cfg(test)]
+mod saved_tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_machine_restores_with_its_counters_and_remaining_deadline() {
+        let cfg = ProcessConfig::new("p", "/bin/true");
+        let t0 = Instant::now();
+        let mut m = Machine::new();
+        m.handle(&cfg, Event::Start, Clock { mono: t0, wall: 100 });
+        m.handle(&cfg, Event::Spawned(42), Clock { mono: t0, wall: 100 });
+        assert_eq!(m.state(), ProcessState::Starting);
+        let deadline = m.deadline().expect("startsecs deadline");
+        let later = t0 + Duration::from_millis(300);
+        let saved = m.save(later);
+        let back = Machine::restore(&saved, later).expect("known state");
+        assert_eq!(back.state(), ProcessState::Starting);
+        assert_eq!(back.pid, 42);
+        assert_eq!(back.start_wall, 100);
+        assert!(back.ever_started());
+        let restored = back.deadline().expect("deadline kept");
+        assert!(restored.saturating_duration_since(deadline) < Duration::from_millis(2));
+        assert_eq!(back.save(later), saved);
+    }
+
+    #[test]
+    fn an_unknown_state_code_is_refused() {
+        let mut saved = Machine::new().save(Instant::now());
+        saved.state = 7;
+        assert!(Machine::restore(&saved, Instant::now()).is_none());
     }
 }

@@ -79,6 +79,7 @@ pub const METHODS: &[MethodSpec] = &[
     m!("corral.setLimits", "Change a process's cgroup limits live, without restarting it. Keys are limit option names, values strings in config syntax ('512M', '150%', 'max' to unset); keys left out keep their value. Faults with BAD_ARGUMENTS when a value is invalid or this host cannot enforce it.\n\n@param string name  The name of the process (or 'group:name')\n@param struct limits  The limits to change\n@return struct result  The limits now in force"),
     m!("corral.freezeProcess", "Freeze every process in a process's cgroup (cgroup freezer).\n\n@param string name  The name of the process (or 'group:name')\n@return boolean result  Always true unless error"),
     m!("corral.thawProcess", "Thaw a frozen process's cgroup.\n\n@param string name  The name of the process (or 'group:name')\n@return boolean result  Always true unless error"),
+    m!("corral.reexec", "Re-execute corrald from the binary it was started from (an upgraded file is what runs next) without stopping programs: same pids, same cgroups, logs continue. Event listeners and programs removed from the configuration are stopped first. Faults with FAILED when the binary is unusable and CANT_REREAD when the configuration is invalid; the daemon then keeps running.\n\n@return boolean result  Always true unless error"),
     m!("corral.getOomKills", "Return how many times the kernel's OOM killer killed something in the process's cgroup.\n\n@param string name  The name of the process (or 'group:name')\n@return int count"),
 ];
 

@@ -477,6 +477,11 @@ impl Dispatcher {
                     .map_err(|f| with_given_name(f, &name))?;
                 Ok(Value::Boolean(true))
             }
+            "reexec" => {
+                p.arity(0, 0)?;
+                h.reexec().await?;
+                Ok(Value::Boolean(true))
+            }
             _ => Err(Fault::bare(FaultCode::UnknownMethod)),
         }
     }

@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,6 +18,7 @@ use super::dispatch::Dispatcher;
 use super::http::{handle, AppState};
 use super::ServerContext;
 use crate::config::model::{Credentials, InetHttpServerConfig, UnixHttpServerConfig};
+use crate::engine::handover::{HandOver, ListenerAddr, SavedListener};
 use crate::engine::Handle;
 
 /// supervisord's text when a socket or port is already served by someone else.
@@ -68,6 +71,8 @@ struct UnixBinding {
 #[derive(Debug)]
 struct TcpBinding {
     listener: TcpListener,
+    host: String,
+    port: u16,
     auth: Option<Credentials>,
     metrics_auth: bool,
 }
@@ -77,6 +82,8 @@ struct TcpBinding {
 pub struct RpcServer {
     unix: Option<UnixBinding>,
     tcp: Vec<TcpBinding>,
+    /// Set before shutdown when a re-exec takes the listeners over: the socket file stays.
+    keep_socket: Arc<AtomicBool>,
 }
 
 /// Bind, chmod and chown the unix socket the way supervisord does.
@@ -142,7 +149,7 @@ impl RpcServer {
         unix: Option<&UnixHttpServerConfig>,
         inet: &[InetHttpServerConfig],
     ) -> Result<RpcServer, ServeError> {
-        let mut server = RpcServer { unix: None, tcp: Vec::new() };
+        let mut server = RpcServer { unix: None, tcp: Vec::new(), keep_socket: Arc::default() };
         if let Some(cfg) = unix {
             let (std_listener, ino) = bind_unix(cfg)?;
             std_listener.set_nonblocking(true).map_err(io_err("configure", cfg.file.display()))?;
@@ -170,9 +177,115 @@ impl RpcServer {
                     return Err(io_err("listen on", format!("{host}:{}", cfg.port))(e));
                 }
             };
-            server.tcp.push(TcpBinding { listener, auth: cfg.auth.clone(), metrics_auth: cfg.metrics_auth });
+            server.tcp.push(TcpBinding {
+                listener,
+                host: cfg.host.clone(),
+                port: cfg.port,
+                auth: cfg.auth.clone(),
+                metrics_auth: cfg.metrics_auth,
+            });
         }
         Ok(server)
+    }
+
+    /// Serve on the listeners a previous daemon handed over where they match the
+    /// configuration (same socket file, same host and port), so clients never see a
+    /// refused connection across a re-exec; anything else is bound afresh.
+    pub async fn inherit(
+        unix: Option<&UnixHttpServerConfig>,
+        inet: &[InetHttpServerConfig],
+        state: &mut HandOver,
+    ) -> Result<RpcServer, ServeError> {
+        let saved = std::mem::take(&mut state.state.listeners);
+        let mut fds: Vec<(ListenerAddr, OwnedFd)> =
+            saved.into_iter().filter_map(|l| state.take(Some(l.fd)).map(|fd| (l.addr, fd))).collect();
+        let mut take = |want: &dyn Fn(&ListenerAddr) -> bool| {
+            fds.iter().position(|(a, _)| want(a)).map(|i| fds.remove(i))
+        };
+        let unix_fd =
+            unix.and_then(|cfg| take(&|a| matches!(a, ListenerAddr::Unix { path, .. } if *path == cfg.file)));
+        let tcp_fds: Vec<Option<OwnedFd>> = inet
+            .iter()
+            .map(|cfg| {
+                take(&|a| matches!(a, ListenerAddr::Tcp { host, port } if *host == cfg.host && *port == cfg.port))
+                    .map(|(_, fd)| fd)
+            })
+            .collect();
+        // Listeners the new configuration no longer has close now, so binding anew cannot clash.
+        drop(fds);
+        let mut server = RpcServer { unix: None, tcp: Vec::new(), keep_socket: Arc::default() };
+        match (unix, unix_fd) {
+            (Some(cfg), Some((ListenerAddr::Unix { ino, .. }, fd))) => {
+                let std_listener = std::os::unix::net::UnixListener::from(fd);
+                std_listener.set_nonblocking(true).map_err(io_err("configure", cfg.file.display()))?;
+                let listener =
+                    UnixListener::from_std(std_listener).map_err(io_err("listen on", cfg.file.display()))?;
+                server.unix = Some(UnixBinding {
+                    listener,
+                    path: cfg.file.clone(),
+                    ino,
+                    auth: cfg.auth.clone(),
+                    metrics_auth: cfg.metrics_auth,
+                });
+            }
+            (Some(cfg), _) => server.unix = RpcServer::bind(Some(cfg), &[]).await?.unix,
+            (None, _) => {}
+        }
+        for (cfg, fd) in inet.iter().zip(tcp_fds) {
+            let bound = match fd {
+                Some(fd) => {
+                    let std_listener = std::net::TcpListener::from(fd);
+                    let target = format!("{}:{}", cfg.host, cfg.port);
+                    std_listener.set_nonblocking(true).map_err(io_err("configure", &target))?;
+                    let listener =
+                        TcpListener::from_std(std_listener).map_err(io_err("listen on", &target))?;
+                    TcpBinding {
+                        listener,
+                        host: cfg.host.clone(),
+                        port: cfg.port,
+                        auth: cfg.auth.clone(),
+                        metrics_auth: cfg.metrics_auth,
+                    }
+                }
+                None => match RpcServer::bind(None, std::slice::from_ref(cfg)).await {
+                    Ok(mut one) => one.tcp.remove(0),
+                    Err(e) => {
+                        server.remove_socket();
+                        return Err(e);
+                    }
+                },
+            };
+            server.tcp.push(bound);
+        }
+        Ok(server)
+    }
+
+    /// Second descriptors of every listener, for a re-exec: the new daemon serves on
+    /// them, so connections made meanwhile wait in the backlog instead of failing.
+    /// The socket file is then left in place when this server shuts down.
+    pub fn hand_over(&self, state: &mut HandOver) -> io::Result<()> {
+        if let Some(u) = &self.unix {
+            let fd = u.listener.as_fd().try_clone_to_owned()?;
+            let fd = state.keep(fd);
+            state
+                .state
+                .listeners
+                .push(SavedListener { addr: ListenerAddr::Unix { path: u.path.clone(), ino: u.ino }, fd });
+        }
+        for t in &self.tcp {
+            let fd = state.keep(t.listener.as_fd().try_clone_to_owned()?);
+            state
+                .state
+                .listeners
+                .push(SavedListener { addr: ListenerAddr::Tcp { host: t.host.clone(), port: t.port }, fd });
+        }
+        Ok(())
+    }
+
+    /// A flag that, once set, keeps the unix socket file when [`run`](RpcServer::run) ends
+    /// (a re-exec serves on the same socket).
+    pub fn keep_socket_flag(&self) -> Arc<AtomicBool> {
+        self.keep_socket.clone()
     }
 
     /// Addresses of the TCP listeners (useful with port 0).
@@ -223,6 +336,7 @@ impl RpcServer {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let keep_socket = self.keep_socket.clone();
         let mut tasks = tokio::task::JoinSet::new();
         let mut socket = None;
         if let Some(u) = self.unix {
@@ -254,7 +368,9 @@ impl RpcServer {
             while tasks.join_next().await.is_some() {}
         }
         if let Some((path, ino)) = socket {
-            remove_if_ours(&path, ino);
+            if !keep_socket.load(Ordering::SeqCst) {
+                remove_if_ours(&path, ino);
+            }
         }
         Ok(())
     }

@@ -147,3 +147,27 @@ fn with_human_size(v: &str) -> String {
         _ => v.to_string(),
     }
 }
+
+/// `reexec`: re-execute corrald without stopping programs.
+pub fn reexec(ctl: &mut Controller, arg: &str) -> Result<(), CtlError> {
+    if !arg.trim().is_empty() {
+        ctl.output("Error: reexec accepts no arguments");
+        ctl.exitstatus = exit::GENERIC;
+        ctl.output(&help_text("reexec").unwrap_or_default());
+        return Ok(());
+    }
+    match ctl.call("corral.reexec", vec![]) {
+        Ok(_) => ctl.output("Re-executing corrald"),
+        Err(ClientError::Fault { code: faults::UNKNOWN_METHOD, .. }) => not_corral(ctl),
+        Err(ClientError::Fault { code: faults::SHUTDOWN_STATE, .. }) => {
+            ctl.output("ERROR: already shutting down or re-executing");
+            ctl.exitstatus = exit::GENERIC;
+        }
+        Err(ClientError::Fault { text, .. }) => {
+            ctl.output(&format!("ERROR: {text}"));
+            ctl.exitstatus = exit::GENERIC;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

@@ -44,6 +44,7 @@ pub fn help_text(cmd: &str) -> Option<String> {
         "version" => "version\t\t\tShow the version of the remote supervisord process",
         "help" => "help\t\tPrint a list of available actions\nhelp <action>\tPrint help for <action>",
         "stats" => "stats [--json]\t\tResource use of every process (CPU, memory, tasks, fds, OOM kills)\nstats <name> [...]\tResource use of the named processes or groups",
+        "reexec" => "reexec\t\t\tRe-execute corrald (e.g. after an upgrade) keeping every program running",
         "limits" => "limits <name> [--json]\t\tShow a process's cgroup limits\nlimits <name> key=value ...\tChange limits live (e.g. memory_max=512M cpu_quota=150% tasks_max=max)",
         _ => return None,
     };

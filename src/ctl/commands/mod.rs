@@ -17,7 +17,7 @@ use super::error::CtlError;
 pub use help::{help_text, SUPERVISORCTL_COMMANDS};
 
 /// Commands beyond supervisorctl's that the shell and one-shot mode also accept.
-pub const CORRAL_COMMANDS: &[&str] = &["limits", "stats"];
+pub const CORRAL_COMMANDS: &[&str] = &["limits", "reexec", "stats"];
 
 /// Read commands that accept `--json`.
 pub const JSON_COMMANDS: &[&str] = &["avail", "limits", "pid", "stats", "status", "version"];
@@ -54,6 +54,7 @@ pub fn run(ctl: &mut Controller, cmd: &str, arg: &str) -> Option<Outcome> {
         "help" => done(help::help(ctl, &arg)),
         "stats" => done(corral::stats(ctl, &arg)),
         "limits" => done(corral::limits(ctl, &arg)),
+        "reexec" => done(corral::reexec(ctl, &arg)),
         "quit" | "exit" | "EOF" => {
             ctl.output("");
             Ok(true)
