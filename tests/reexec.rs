@@ -537,3 +537,26 @@ fn a_backoff_in_progress_goes_on_counting_across_a_reexec() {
     assert!(log.contains("handing 1 process(es) over"), "{log}");
     assert_eq!(log.matches("spawned: 'flaky'").count(), 3, "{log}");
 }
+
+#[test]
+fn health_checks_go_on_after_a_reexec() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("healthy");
+    std::fs::write(&marker, "").expect("marker");
+    let text = format!(
+        "{}[program:svc]\ncommand=sleep 1000\nstartsecs=0\nhealthcheck=file:{}\nhealthcheck_interval=1\n\
+         healthcheck_retries=1\nhealthcheck_action=none\n",
+        preamble(dir.path()),
+        marker.display()
+    );
+    let d = Daemon::start_with(dir, &text);
+    d.wait_state("svc", "RUNNING");
+    let pid = d.pid("svc");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("handing 1 process(es) over"));
+    d.wait_answering();
+    std::fs::remove_file(&marker).expect("remove marker");
+    let description = || str_of(&d.info("svc")["description"]);
+    wait_for("the resumed health check to notice", DEADLINE, || description().contains("unhealthy"));
+    assert_eq!(d.pid("svc"), pid, "a failing check with action none restarted the program");
+}
