@@ -122,9 +122,7 @@ fn write_value(out: &mut String, value: &Value) -> Result<(), dxr::Error> {
 /// characters XML 1.0 cannot carry replaced by U+FFFD.
 fn escape_text(out: &mut String, s: &str) {
     let mut rest = s;
-    while let Some(i) =
-        rest.find(|c: char| matches!(c, '<' | '>' | '&' | '\'' | '"' | '\r') || !xml_char_ok(c))
-    {
+    while let Some(i) = first_to_escape(rest.as_bytes()) {
         out.push_str(&rest[..i]);
         let c = rest[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
         match c {
@@ -139,6 +137,19 @@ fn escape_text(out: &mut String, s: &str) {
         rest = &rest[i + c.len_utf8()..];
     }
     out.push_str(rest);
+}
+
+/// Byte offset of the first character [`escape_text`] must rewrite. A byte scan:
+/// everything to escape is ASCII except U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`);
+/// a `&str` holds no surrogates, and UTF-8 continuation bytes are never ASCII.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().enumerate().position(|(i, &b)| match b {
+        b'<' | b'>' | b'&' | b'\'' | b'"' | b'\r' => true,
+        b'\t' | b'\n' => false,
+        0..=0x1f => true,
+        0xef => bytes.get(i + 1) == Some(&0xbf) && matches!(bytes.get(i + 2), Some(0xbe | 0xbf)),
+        _ => false,
+    })
 }
 
 fn clamp_i32(i: i64) -> i32 {
@@ -186,9 +197,9 @@ pub fn text_from_bytes(bytes: &[u8]) -> Value {
     Value::String(safe_text(&String::from_utf8_lossy(bytes)))
 }
 
-/// A string value.
+/// A string value ([`encode_response`] replaces what XML cannot carry).
 pub fn text(s: impl AsRef<str>) -> Value {
-    Value::String(safe_text(s.as_ref()))
+    Value::String(s.as_ref().to_owned())
 }
 
 /// An `<int>` value, clamped to the i32 range as supervisord's `capped_int`.
@@ -276,6 +287,10 @@ mod tests {
         inner.insert("a<b>&'\"".to_string(), Value::String("x & y < z > 'q' \"w\"".into()));
         inner.insert("ctrl\x01".to_string(), Value::String("\x1b[1m\u{FFFE}\0 tab\t nl\n cr\r".into()));
         inner.insert("unicode".to_string(), Value::String("héllo ✓ 😀 \u{D7FF}\u{E000}".into()));
+        inner.insert(
+            "nonchars".to_string(),
+            Value::String("\u{FFFF}\u{FFFD}\u{FFFC}\u{F000}\u{EFFF}\u{10FFFF}\x7f".into()),
+        );
         inner.insert("empty".to_string(), Value::String(String::new()));
         inner.insert("nil".to_string(), Value::Nil);
         inner.insert("t".to_string(), Value::Boolean(true));
