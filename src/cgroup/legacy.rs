@@ -326,8 +326,13 @@ impl Backend for LegacyBackend {
 
     fn prepare_group(&self, group: &str, limits: &Limits) -> Result<(), CgroupError> {
         Target::Group(group).validate()?;
+        // A cgroup the kernel has just made carries the defaults. Resetting them is
+        // not free (each cpu.cfs_* write walks every task group on the host, so a
+        // thousand groups cost quadratic time); only a group that already existed
+        // can hold stale values.
+        let existed = self.trees.iter().any(|tree| tree.dir(Target::Group(group)).exists());
         self.ensure_group(group)?;
-        self.write_limits(Target::Group(group), limits, true)
+        self.write_limits(Target::Group(group), limits, existed)
     }
 
     fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError> {
@@ -583,6 +588,31 @@ mod tests {
         assert_eq!(fake.read("memory", rel, "memory.limit_in_bytes"), "-1");
         assert_eq!(fake.read("cpu", rel, "cpu.cfs_quota_us"), "-1");
         assert_eq!(fake.read("pids", rel, "pids.max"), "max");
+    }
+
+    #[test]
+    fn a_new_group_keeps_the_kernel_defaults_and_an_existing_one_is_reset() {
+        let fake = Fake::new();
+        let backend = fake.backend();
+        backend.prepare_group("fresh", &Limits::default()).expect("group");
+        // Nothing written: the fake's files stay as the fake kernel made them.
+        assert_eq!(fake.read("cpu", "corral/fresh", "cpu.cfs_quota_us"), "");
+        assert_eq!(fake.read("cpu", "corral/fresh", "cpu.cfs_period_us"), "");
+        assert_eq!(fake.read("pids", "corral/fresh", "pids.max"), "");
+
+        // Left over with limits (say by an earlier daemon): defaults are restored.
+        fake.seed(
+            "corral/old",
+            &[
+                ("cpu.cfs_quota_us", "50000"),
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.shares", "1024"),
+                ("pids.max", "8"),
+            ],
+        );
+        backend.prepare_group("old", &Limits::default()).expect("group");
+        assert_eq!(fake.read("cpu", "corral/old", "cpu.cfs_quota_us"), "-1");
+        assert_eq!(fake.read("pids", "corral/old", "pids.max"), "max");
     }
 
     #[test]

@@ -208,8 +208,11 @@ impl Backend for UnifiedBackend {
 
     fn prepare_group(&self, group: &str, limits: &Limits) -> Result<(), CgroupError> {
         Target::Group(group).validate()?;
+        // As in the v1 backend: a cgroup just made has the defaults (and a cpu.max
+        // write walks every task group), so only an existing one is reset.
+        let existed = self.dir(Target::Group(group)).exists();
         let dir = self.ensure_group(group)?;
-        limits::write_v2(&dir, limits, &self.controllers, true)
+        limits::write_v2(&dir, limits, &self.controllers, existed)
     }
 
     fn prepare_process(&self, group: &str, process: &str, limits: &Limits) -> Result<Placement, CgroupError> {
@@ -487,6 +490,11 @@ mod tests {
         assert_eq!(read(&group.join("memory.max")), "536870912");
         assert_eq!(read(&group.join("cpu.weight")), "200");
         assert_eq!(read(&group.join("io.weight")), "default 50");
+        // A new cgroup keeps what the kernel made (the fake kernel: empty files).
+        assert_eq!(read(&group.join("memory.high")), "", "a new cgroup is not reset");
+        assert_eq!(read(&group.join("cpu.max")), "");
+        // An existing one is: unset limits go back to the defaults.
+        backend.prepare_group("web", &group_limits).expect("group again");
         assert_eq!(read(&group.join("memory.high")), "max", "unset limits are reset");
         assert_eq!(read(&group.join("cpu.max")), "max 100000");
 

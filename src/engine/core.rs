@@ -282,7 +282,9 @@ pub struct Engine {
     config: Config,
     loader: Loader,
     groups: BTreeMap<String, Group>,
-    procs: HashMap<ProcId, Proc>,
+    /// Boxed: a `Proc` is about a kilobyte and the table keeps up to half its
+    /// slots empty, which would otherwise cost a whole `Proc` each.
+    procs: HashMap<ProcId, Box<Proc>>,
     by_pid: HashMap<u32, ProcId>,
     timers: BTreeSet<(Instant, ProcId, Timer)>,
     waiters: Vec<Waiter>,
@@ -498,7 +500,7 @@ impl Engine {
             let id = self.next_id;
             self.next_id += 1;
             let output = Output::new(&self.config, pcfg);
-            self.procs.insert(id, Proc::new(&cfg.name, pcfg, output));
+            self.procs.insert(id, Box::new(Proc::new(&cfg.name, pcfg, output)));
             members.push(id);
         }
         if self.cgroups.mode() != cgroup::Mode::None {

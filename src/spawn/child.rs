@@ -1,16 +1,15 @@
-//! fork/exec of one child with supervisord's setup sequence: own process group,
+//! clone/exec of one child with supervisord's setup sequence: own process group,
 //! pipes on fds 0/1/2, cgroup placement, privileges, directory, umask, exec.
 //!
-//! Everything the child needs is computed before the fork; the `pre_exec` step only
-//! makes async-signal-safe system calls on pre-built buffers.
+//! Everything the child needs is computed before the clone; between clone and exec
+//! the child only makes async-signal-safe system calls on pre-built buffers.
 
 use std::ffi::{CString, OsString};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::Uid;
@@ -105,6 +104,17 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `fd`, moved to a number above 2 if it sits on a standard one (a daemon started
+/// with a closed stdin gets its first pipe there).
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let moved = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(io::Error::from)?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
 /// Privilege drop prepared in the parent.
 enum Credentials {
     /// Keep the daemon's identity.
@@ -170,20 +180,12 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     for fd in [Some(&stdin_w), Some(&stdout_r), stderr_r.as_ref()].into_iter().flatten() {
         set_nonblocking(fd).map_err(pipe_err)?;
     }
+    // The child dup2s these onto 0, 1, 2 in order, so none may already sit there.
+    let stdin_r = above_stdio(stdin_r).map_err(pipe_err)?;
+    let stdout_w = above_stdio(stdout_w).map_err(pipe_err)?;
+    let stderr_w = above_stdio(stderr_w).map_err(pipe_err)?;
 
     let argv0 = req.command.argv.first().cloned().unwrap_or_default();
-    let mut cmd = Command::new(&req.command.filename);
-    cmd.arg0(&argv0)
-        .args(req.command.argv.iter().skip(1))
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::from(stdin_r))
-        .stdout(Stdio::from(stdout_w))
-        .stderr(Stdio::from(stderr_w))
-        // Own process group (setpgrp), so signals to the daemon's group don't reach it.
-        .process_group(0);
-
-    let cgroup_fds: Vec<RawFd> = req.cgroup_procs.to_vec();
     let creds = credentials(req.user);
     let chdir = match req.directory {
         Some(d) => Some((
@@ -198,9 +200,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         let suffix = b"\nsupervisor: child process was not spawned\n".to_vec();
         (c, prefix, suffix)
     });
-    let umask = req.umask;
-    let extra_fd = req.extra_fd;
-    // execve, not std's execvp: supervisord never retries a non-executable file
+    // execve, not execvp: supervisord never retries a non-executable file
     // through /bin/sh, so an ENOEXEC must stay an error.
     let exec = ExecImage::new(&req.command.filename, &req.command.argv, &req.env)
         .map_err(|_| SpawnError::Exec { argv0: argv0.clone(), errno: "EINVAL".into() })?;
@@ -212,80 +212,219 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             .map(|&e| (e, errno_name(e).into_bytes()))
             .collect();
 
-    // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups,
-    // setgid, setuid, chdir, umask, open, close, dup2, fcntl, _exit) on memory prepared before fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &cgroup_fds {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if let Some(v) = &oom {
-                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || !raw_write(fd, v) {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::close(fd);
-            }
-            match &creds {
-                Credentials::Keep => {}
-                Credentials::Refuse(msg) => child_fail(msg),
-                Credentials::Switch { uid, gid, groups } => {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                        || libc::setgid(*gid) != 0
-                        || libc::setuid(*uid) != 0
-                    {
-                        raw_write(2, b"supervisor: couldn't setuid: permission denied\n");
-                        child_fail(b"supervisor: child process was not spawned\n");
-                    }
-                }
-            }
-            if let Some((dir, prefix, suffix)) = &chdir_msgs {
-                if libc::chdir(dir.as_ptr()) != 0 {
-                    let e = *libc::__errno_location();
-                    raw_write(2, prefix);
-                    match errno_names.iter().find(|(n, _)| *n == e) {
-                        Some((_, name)) => raw_write(2, name),
-                        None => raw_write(2, b"ERROR"),
-                    };
-                    child_fail(suffix);
-                }
-            }
-            if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
-            }
-            if let Some((from, to)) = extra_fd {
-                // dup2 leaves the copy open across exec; the same number needs its flag cleared.
-                let ok = if from == to {
-                    libc::fcntl(to, libc::F_SETFD, 0) == 0
-                } else {
-                    libc::dup2(from, to) == to
-                };
-                if !ok {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            let image = &exec; // capture the whole (Send) struct, not its raw-pointer fields
-            libc::execve(image.path.as_ptr(), image.argv.as_ptr(), image.envp.as_ptr());
-            // Only reached when execve failed; std reports the errno to the parent.
-            Err(io::Error::last_os_error())
-        });
-    }
-
-    match cmd.spawn() {
-        Ok(child) => Ok(Spawned { pid: child.id(), stdin: stdin_w, stdout: stdout_r, stderr: stderr_r }),
-        Err(e) => {
-            let errno = e.raw_os_error().unwrap_or(0);
-            if errno == libc::EAGAIN {
-                return Err(SpawnError::TooManyProcesses(req.name.to_string()));
-            }
-            Err(SpawnError::Exec { argv0, errno: errno_name(errno) })
+    let plan = ChildPlan {
+        stdio: [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()],
+        cgroup_fds: req.cgroup_procs,
+        oom: oom.as_deref(),
+        creds: &creds,
+        chdir: chdir_msgs.as_ref(),
+        errno_names: &errno_names,
+        umask: req.umask,
+        extra_fd: req.extra_fd,
+        exec: &exec,
+        error: AtomicI32::new(0),
+    };
+    let pid = match clone_vfork(&plan) {
+        Ok(pid) => pid,
+        Err(errno) if errno == libc::EAGAIN => {
+            return Err(SpawnError::TooManyProcesses(req.name.to_string()))
         }
+        Err(errno) => return Err(SpawnError::Exec { argv0, errno: errno_name(errno) }),
+    };
+    // The child has exec'd or exited: with CLONE_VFORK the parent resumes only then.
+    let errno = plan.error.load(Ordering::SeqCst);
+    if errno != 0 {
+        // It exited before exec; reap it here so the engine never sees an unknown pid.
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
+        return Err(SpawnError::Exec { argv0, errno: errno_name(errno) });
+    }
+    Ok(Spawned { pid: pid as u32, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
+}
+
+/// Everything the child reads between clone and exec, built before the clone.
+struct ChildPlan<'a> {
+    /// The child's ends of its pipes, dup'd onto fds 0, 1, 2.
+    stdio: [RawFd; 3],
+    cgroup_fds: &'a [RawFd],
+    oom: Option<&'a [u8]>,
+    creds: &'a Credentials,
+    chdir: Option<&'a (CString, Vec<u8>, Vec<u8>)>,
+    errno_names: &'a [(i32, Vec<u8>)],
+    umask: Option<u32>,
+    /// `ready=fd:N`: the write end of the readiness pipe and the number N it gets.
+    extra_fd: Option<(RawFd, RawFd)>,
+    exec: &'a ExecImage,
+    /// errno of a step that fails the spawn itself (reported as `couldn't exec`),
+    /// written by the child before it exits; the parent reads it after the clone.
+    error: AtomicI32,
+}
+
+/// Size of the child's stack between clone and exec (only touched pages cost).
+const CHILD_STACK: usize = 256 * 1024;
+
+/// `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: the child borrows the
+/// daemon's memory until it execs, so no page table is copied and the daemon takes
+/// no copy-on-write faults afterwards, whatever its size. Returns the child's pid.
+fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
+    // SAFETY: a fresh anonymous mapping used only as the child's stack and unmapped
+    // after the child has exec'd or exited (CLONE_VFORK suspends us until then).
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM));
+    }
+    // A guard page below the stack turns an overflow into a fault, not corruption.
+    // SAFETY: the first page of the mapping made above.
+    unsafe { libc::mprotect(stack, page_size(), libc::PROT_NONE) };
+    // Block every signal around the clone: until the child has reset the daemon's
+    // handlers, a handler running in it would run on the daemon's memory.
+    // SAFETY: plain sigset manipulation on local storage.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: `child_main` gets a pointer to `plan`, which outlives the child's use
+    // of it (we are suspended until it execs or exits); the stack top is 16-aligned.
+    let pid = unsafe {
+        let top = stack.cast::<u8>().add(CHILD_STACK).cast::<libc::c_void>();
+        libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (plan as *const ChildPlan<'_>).cast_mut().cast(),
+        )
+    };
+    let clone_errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: restoring the mask saved above; unmapping our own mapping.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        libc::munmap(stack, CHILD_STACK);
+    }
+    if pid < 0 {
+        return Err(clone_errno);
+    }
+    Ok(pid)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
+}
+
+/// The child between clone and exec. It shares the daemon's memory, so it only
+/// makes async-signal-safe system calls on what [`ChildPlan`] holds; it never
+/// allocates and never returns (exec or `_exit`).
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildPlan` the parent passed to clone, alive until we exec.
+    let plan = unsafe { &*arg.cast::<ChildPlan<'_>>() };
+    // SAFETY: only async-signal-safe calls (sigaction, sigprocmask, dup2, fcntl,
+    // setpgid, write, open, close, setgroups, setgid, setuid, chdir, umask, execve,
+    // _exit) on memory prepared before the clone.
+    unsafe {
+        let fail = |errno: i32| -> ! {
+            plan.error.store(if errno == 0 { libc::EINVAL } else { errno }, Ordering::SeqCst);
+            libc::_exit(127)
+        };
+        let errno = || *libc::__errno_location();
+        // The daemon's handlers must not run here; exec would reset them anyway.
+        // SIGPIPE back to default too, as std's Command does for its children.
+        for sig in 1..=libc::SIGRTMAX() {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut act) == 0
+                && (act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN
+                    || sig == libc::SIGPIPE && act.sa_sigaction == libc::SIG_IGN)
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for (target, &fd) in plan.stdio.iter().enumerate() {
+            let target = target as RawFd;
+            let ok = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, target) == target
+            };
+            if !ok {
+                fail(errno());
+            }
+        }
+        // Own process group (setpgrp), so signals to the daemon's group don't reach it.
+        if libc::setpgid(0, 0) != 0 {
+            fail(errno());
+        }
+        for &fd in plan.cgroup_fds {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(errno());
+            }
+        }
+        if let Some(v) = plan.oom {
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || !raw_write(fd, v) {
+                fail(errno());
+            }
+            libc::close(fd);
+        }
+        match plan.creds {
+            Credentials::Keep => {}
+            Credentials::Refuse(msg) => child_fail(msg),
+            Credentials::Switch { uid, gid, groups } => {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0
+                {
+                    raw_write(2, b"supervisor: couldn't setuid: permission denied\n");
+                    child_fail(b"supervisor: child process was not spawned\n");
+                }
+            }
+        }
+        if let Some((dir, prefix, suffix)) = plan.chdir {
+            if libc::chdir(dir.as_ptr()) != 0 {
+                let e = errno();
+                raw_write(2, prefix);
+                match plan.errno_names.iter().find(|(n, _)| *n == e) {
+                    Some((_, name)) => raw_write(2, name),
+                    None => raw_write(2, b"ERROR"),
+                };
+                child_fail(suffix);
+            }
+        }
+        if let Some(mask) = plan.umask {
+            libc::umask(mask as libc::mode_t);
+        }
+        if let Some((from, to)) = plan.extra_fd {
+            // dup2 leaves the copy open across exec; the same number needs its flag cleared.
+            let ok =
+                if from == to { libc::fcntl(to, libc::F_SETFD, 0) == 0 } else { libc::dup2(from, to) == to };
+            if !ok {
+                fail(errno());
+            }
+        }
+        let image = plan.exec;
+        libc::execve(image.path.as_ptr(), image.argv.as_ptr(), image.envp.as_ptr());
+        fail(errno())
     }
 }
 
-/// argv and environment as NUL-terminated arrays, built before fork so the
+/// argv and environment as NUL-terminated arrays, built before the clone so the
 /// child only calls execve.
 struct ExecImage {
     path: CString,
@@ -293,10 +432,6 @@ struct ExecImage {
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
 }
-
-// SAFETY: the raw pointers point into `_strings`, owned by the same struct and never mutated.
-unsafe impl Send for ExecImage {}
-unsafe impl Sync for ExecImage {}
 
 impl ExecImage {
     fn new(
