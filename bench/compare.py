@@ -248,7 +248,8 @@ class Daemon:
                                      stderr=open(os.path.join(self.dir, "stderr"), "wb"))
         self.pid = self.proc.pid
         self.rpc = Conn(self.sock)
-        deadline = time.monotonic() + 120
+        # corrald may answer only once every program is spawned, so allow as long as a launch.
+        deadline = time.monotonic() + 600
         while True:
             try:
                 self.rpc.call("supervisor.getPID")
