@@ -247,6 +247,7 @@ class Daemon:
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, "stderr"), "wb"))
         self.pid = self.proc.pid
+        LIVE.append(self)
         self.rpc = Conn(self.sock)
         # corrald may answer only once every program is spawned, so allow as long as a launch.
         deadline = time.monotonic() + 600
@@ -281,8 +282,10 @@ class Daemon:
                 raise RuntimeError("%s: %d programs never all RUNNING" % (self.kind, n))
             time.sleep(max(POLL_MIN, reply - t))
 
-    def stop(self):
-        if self.proc.poll() is None:
+    def stop(self, graceful=True):
+        """Stops every process, then the daemon; without `graceful` (on Ctrl-C or an error,
+        when the daemon may be busy for minutes) signals the daemon at once."""
+        if graceful and self.proc.poll() is None:
             # supervisord's own shutdown stops one group per turn of its loop (seconds for
             # 1000 programs); stopping every process first makes both daemons quick to exit.
             try:
@@ -292,30 +295,32 @@ class Daemon:
                     time.sleep(0.1)
             except (OSError, xmlrpc.client.Error) as e:
                 say("%s: stopAllProcesses: %s" % (self.kind, e))
-            self.rpc.close()
+        self.rpc.close()
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=300)
+                self.proc.wait(timeout=300 if graceful else 30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         kill_token_processes()
         remove_cgroups(self.ident)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self in LIVE:
+            LIVE.remove(self)
 
 
+# Daemons started and not yet stopped, for the cleanup on Ctrl-C.
 LIVE = []
 
 
 def start(kind, binaries, programs, workdir):
-    d = Daemon(kind, binaries, programs, workdir)
-    LIVE.append(d)
-    return d
+    return Daemon(kind, binaries, programs, workdir)
 
 
 def finish(d):
-    d.stop()
-    LIVE.remove(d)
+    # Called from `finally`: while an exception (Ctrl-C) is on its way, do not wait on the daemon.
+    d.stop(graceful=sys.exc_info()[0] is None)
 
 
 def config_text(d, ident, sock, programs):
@@ -763,7 +768,7 @@ def main():
         return 130
     finally:
         for d in list(LIVE):
-            d.stop()
+            d.stop(graceful=False)
         kill_token_processes()
         shutil.rmtree(workdir, ignore_errors=True)
 
