@@ -1335,6 +1335,7 @@ impl Engine {
 
     /// Publish a notice; having no subscriber is normal.
     fn notify(&self, notice: Notice) {
+        self.listeners.notice(&notice);
         let _ = self.notices.send(notice);
     }
 

@@ -69,11 +69,11 @@ impl ReaderHooks {
 }
 
 impl Listeners {
-    /// Create the bus; it subscribes to `notices` now, so none is missed before it runs.
+    /// Create the bus; notices reach it through [`Listeners::notice`], queued until it runs.
     pub fn new(notices: &broadcast::Sender<Notice>) -> Listeners {
         let (inputs, inputs_rx) = mpsc::unbounded_channel();
         let (output, output_rx) = mpsc::channel(OUTPUT_QUEUE);
-        let channels = BusChannels { inputs: inputs_rx, output: output_rx, notices: notices.subscribe() };
+        let channels = BusChannels { inputs: inputs_rx, output: output_rx };
         Listeners { inputs, output, pools: HashSet::new(), idle: Some((Bus::new(notices.clone()), channels)) }
     }
 
@@ -150,6 +150,11 @@ impl Listeners {
     #[allow(dead_code)] // called once the engine reports OOM kills and limit changes
     pub fn publish(&self, event: Event) {
         self.send(BusInput::Publish(event));
+    }
+
+    /// Pass one of the engine's notices on to the bus, losslessly.
+    pub fn notice(&self, notice: &Notice) {
+        self.send(BusInput::Notice(notice.clone()));
     }
 
     fn send(&self, input: BusInput) {

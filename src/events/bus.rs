@@ -5,9 +5,9 @@
 //! Inputs, all of them messages, so the engine never waits on the bus:
 //! - [`BusInput`]s from the engine, in the engine's order: pools created, listener
 //!   processes spawned (pid and a duplicate of their stdin) and their state
-//!   changes, and events the engine publishes directly (corral's own);
-//! - the engine's [`Notice`] broadcast (process states, groups, moods, remote
-//!   communication);
+//!   changes, events the engine publishes directly (corral's own), and every
+//!   engine [`Notice`] (process states, groups, moods, remote communication), all
+//!   on one unbounded channel so a burst queues instead of being lost;
 //! - [`OutputEvent`]s from the pipe readers: PROCESS_LOG/PROCESS_COMMUNICATION
 //!   chunks of ordinary processes (re-broadcast as [`Notice::Output`] for other
 //!   subscribers) and the protocol bytes a listener writes to its stdout.
@@ -83,6 +83,11 @@ pub enum BusInput {
     },
     /// An event the engine emits itself (corral's own types).
     Publish(Event),
+    /// One of the engine's notices, in the engine's order with the inputs above.
+    /// A channel of its own rather than a broadcast subscription: a burst (5000
+    /// programs starting at once) must queue, not overflow, because supervisord
+    /// never loses an event a listener subscribed to.
+    Notice(Notice),
 }
 
 /// The receiving ends the bus task reads.
@@ -92,8 +97,6 @@ pub struct BusChannels {
     pub inputs: mpsc::UnboundedReceiver<BusInput>,
     /// From the pipe readers.
     pub output: mpsc::Receiver<OutputEvent<OutputTag>>,
-    /// The engine's notices.
-    pub notices: broadcast::Receiver<Notice>,
 }
 
 /// Sends an envelope to one listener's stdin writer task.
@@ -162,13 +165,6 @@ impl Bus {
                     Some(input) => self.on_input(input),
                     None => return,
                 },
-                notice = ch.notices.recv() => match notice {
-                    Ok(n) => self.on_notice(n),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!("event bus fell behind: {n} engine notices were lost");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
                 Some(out) = ch.output.recv() => self.on_output(out),
                 _ = tokio::time::sleep(nap), if ticking => {
                     for (kind, when) in self.ticker.due(wall_now().0) {
@@ -194,6 +190,7 @@ impl Bus {
 
     fn on_input(&mut self, input: BusInput) {
         match input {
+            BusInput::Notice(n) => self.on_notice(n),
             BusInput::PoolAdded { name, events, buffer_size, members, identifier } => {
                 self.identifier = identifier;
                 let subscription = Subscription::parse(&events).unwrap_or_else(|bad| {
