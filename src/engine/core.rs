@@ -349,7 +349,10 @@ impl Engine {
         cgroups: Box<dyn Backend>,
     ) -> (Engine, Handle) {
         let (tx, rx) = mpsc::channel(256);
-        let (notices, _) = broadcast::channel(4096);
+        // Every slot is allocated up front. The event bus has its own lossless
+        // channel; the other subscribers (D-Bus, web, sd_notify status) resynchronize
+        // when they fall behind, so a short ring is enough.
+        let (notices, _) = broadcast::channel(1024);
         let base_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let daemon_path = std::env::var("PATH").ok();
         let (reports_tx, reports_rx) = mpsc::channel(1024);
