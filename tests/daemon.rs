@@ -339,6 +339,39 @@ fn user_directory_and_umask_apply_to_the_child() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "nobody\n/tmp\n0027\n");
 }
 
+/// The descriptors a running program holds, read from `/proc/PID/fd`.
+fn open_fds_of(d: &Daemon, name: &str) -> Vec<i32> {
+    let dir = format!("/proc/{}/fd", d.pid(name));
+    let mut fds: Vec<i32> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn children_inherit_only_their_stdio_and_readiness_descriptor() {
+    // Many programs, so the daemon holds many pipes and log files a child must not see.
+    let mut programs = String::new();
+    for i in 0..30 {
+        programs.push_str(&format!("[program:filler{i}]\ncommand=sleep 1000\nstartsecs=0\n\n"));
+    }
+    programs.push_str(
+        "[program:plain]\ncommand=sleep 1000\nstartsecs=0\n\n\
+         [program:ready]\ncommand=sh -c 'echo >&7; exec sleep 1000'\nready=fd:7\n",
+    );
+    let d = Daemon::start(&programs);
+    d.wait_state("plain", "RUNNING");
+    assert_eq!(open_fds_of(&d, "plain"), [0, 1, 2]);
+    d.wait_state("ready", "RUNNING");
+    // The readiness descriptor stays open in the program (s6 semantics): only it, besides stdio.
+    wait_for("sleep to replace the shell", DEADLINE, || {
+        std::fs::read_to_string(format!("/proc/{}/comm", d.pid("ready"))).is_ok_and(|c| c == "sleep\n")
+    });
+    assert_eq!(open_fds_of(&d, "ready"), [0, 1, 2, 7]);
+}
+
 #[test]
 fn send_process_stdin_reaches_the_child() {
     let d = Daemon::start("[program:cat]\ncommand=cat\nstdout_logfile={dir}/cat.log\nstartsecs=0\n");

@@ -116,6 +116,8 @@ fn main() -> ExitCode {
             None
         }
     };
+    // Low in the descriptor table, before logs and sockets open: see spawn::child::slots.
+    corral::spawn::child::reserve_slots();
     // First, while there is one thread: programs must not inherit systemd's notify socket.
     let notify_socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
     let notifier = match Notifier::take_from_env() {

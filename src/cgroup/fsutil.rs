@@ -60,6 +60,32 @@ pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// What [`make_dir`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    /// The directory is new.
+    Created,
+    /// It was already there.
+    Existed,
+    /// Its parent is missing.
+    NoParent,
+}
+
+/// Creates a directory in one `mkdir(2)` and says what happened, so a caller
+/// that usually finds the parent in place needs no `stat` first.
+pub(crate) fn make_dir(path: &Path) -> Result<Made, CgroupError> {
+    match fs::create_dir(path) {
+        Ok(()) => {
+            #[cfg(test)]
+            fake_kernel::populate(path);
+            Ok(Made::Created)
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(Made::Existed),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Made::NoParent),
+        Err(source) => Err(CgroupError::Io { op: "mkdir", path: path.to_path_buf(), source }),
+    }
+}
+
 /// Creates a directory; an existing one is fine.
 pub(crate) fn mkdir(path: &Path) -> Result<(), CgroupError> {
     match fs::create_dir(path) {

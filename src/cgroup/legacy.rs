@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::detect::{join_cgroup_path, Hierarchy};
-use super::fsutil;
+use super::fsutil::{self, Made};
 use super::limits::{self, Controller};
 use super::unified::{check_writable, display_path, root_rel};
 use super::{Backend, CgroupError, CgroupReadings, Mode, OpenOptions, Placement, Target};
@@ -37,9 +37,20 @@ impl V1Tree {
     /// Creates a cgroup directory; in a hierarchy that carries cpuset, copies
     /// the parent's CPUs and memory nodes, without which joining fails (ENOSPC).
     fn mkdir(&self, dir: &Path) -> Result<(), CgroupError> {
-        let existed = dir.exists();
-        fsutil::mkdir(dir)?;
-        if !existed && self.has("cpuset") {
+        match self.make(dir)? {
+            Made::NoParent => Err(CgroupError::Io {
+                op: "mkdir",
+                path: dir.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+            Made::Created | Made::Existed => Ok(()),
+        }
+    }
+
+    /// [`fsutil::make_dir`] plus the cpuset copy for a directory it created.
+    fn make(&self, dir: &Path) -> Result<Made, CgroupError> {
+        let made = fsutil::make_dir(dir)?;
+        if made == Made::Created && self.has("cpuset") {
             if let Some(parent) = dir.parent() {
                 for file in ["cpuset.cpus", "cpuset.mems"] {
                     let value = fsutil::read(&parent.join(file))?;
@@ -47,7 +58,7 @@ impl V1Tree {
                 }
             }
         }
-        Ok(())
+        Ok(made)
     }
 }
 
@@ -130,12 +141,21 @@ impl LegacyBackend {
         self.tree("freezer").or_else(|| self.tree("memory")).or(self.trees.first())
     }
 
-    fn ensure_group(&self, group: &str) -> Result<(), CgroupError> {
+    /// Creates the group's cgroup in every hierarchy; true when one already existed.
+    fn ensure_group(&self, group: &str) -> Result<bool, CgroupError> {
+        let mut existed = false;
         for tree in &self.trees {
-            tree.mkdir(&tree.top)?;
-            tree.mkdir(&tree.dir(Target::Group(group)))?;
+            let dir = tree.dir(Target::Group(group));
+            match tree.make(&dir)? {
+                Made::Created => {}
+                Made::Existed => existed = true,
+                Made::NoParent => {
+                    tree.mkdir(&tree.top)?;
+                    tree.mkdir(&dir)?;
+                }
+            }
         }
-        Ok(())
+        Ok(existed)
     }
 
     fn write_limits(&self, target: Target<'_>, limits: &Limits, reset: bool) -> Result<(), CgroupError> {
@@ -155,19 +175,27 @@ impl LegacyBackend {
         process: &str,
         limits: &Limits,
     ) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
-        self.ensure_group(group)?;
         let target = Target::Process { group, process };
         for tree in &self.trees {
             let leaf = tree.dir(target);
-            if leaf.exists() {
-                let mut pids = Vec::new();
-                fsutil::pids_recursive(&leaf, &mut pids)?;
-                if !pids.is_empty() {
-                    return Err(CgroupError::Busy { path: leaf });
+            // The group was made when it was activated: one mkdir is the usual cost.
+            match tree.make(&leaf)? {
+                Made::Created => {}
+                Made::NoParent => {
+                    tree.mkdir(&tree.top)?;
+                    tree.mkdir(&tree.dir(Target::Group(group)))?;
+                    tree.mkdir(&leaf)?;
                 }
-                fsutil::rmdir(&leaf)?;
+                Made::Existed => {
+                    let mut pids = Vec::new();
+                    fsutil::pids_recursive(&leaf, &mut pids)?;
+                    if !pids.is_empty() {
+                        return Err(CgroupError::Busy { path: leaf });
+                    }
+                    fsutil::rmdir(&leaf)?;
+                    tree.mkdir(&leaf)?;
+                }
             }
-            tree.mkdir(&leaf)?;
         }
         self.write_limits(target, limits, false)?;
         self.trees.iter().map(|tree| fsutil::open_procs(&tree.dir(target))).collect()
@@ -330,8 +358,7 @@ impl Backend for LegacyBackend {
         // not free (each cpu.cfs_* write walks every task group on the host, so a
         // thousand groups cost quadratic time); only a group that already existed
         // can hold stale values.
-        let existed = self.trees.iter().any(|tree| tree.dir(Target::Group(group)).exists());
-        self.ensure_group(group)?;
+        let existed = self.ensure_group(group)?;
         self.write_limits(Target::Group(group), limits, existed)
     }
 

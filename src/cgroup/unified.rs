@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::detect::{join_cgroup_path, Hierarchy};
-use super::fsutil;
+use super::fsutil::{self, Made};
 use super::limits::{self, Controller};
 use super::{Backend, CgroupError, CgroupReadings, Mode, OpenOptions, Placement, Target, DAEMON_LEAF};
 use crate::config::model::Limits;
@@ -28,6 +28,8 @@ pub struct UnifiedBackend {
     controllers: Vec<Controller>,
     mode: Mode,
     adopted: AtomicBool,
+    /// `<top>` exists with controllers enabled down to it (checked once, not per group).
+    top_ready: AtomicBool,
 }
 
 impl UnifiedBackend {
@@ -59,6 +61,7 @@ impl UnifiedBackend {
             controllers,
             mode,
             adopted: AtomicBool::new(false),
+            top_ready: AtomicBool::new(false),
         })
     }
 
@@ -102,18 +105,39 @@ impl UnifiedBackend {
         self.enable_controllers(&self.top)
     }
 
-    fn ensure_group(&self, group: &str) -> Result<PathBuf, CgroupError> {
+    /// A group may not be named like the leaf the daemon moved itself into.
+    fn refuse_daemon_leaf(&self, group: &str) -> Result<(), CgroupError> {
         if self.adopted.load(Ordering::Relaxed) && group == DAEMON_LEAF {
             return Err(CgroupError::InvalidName {
                 name: group.to_string(),
                 reason: "it is the daemon's own leaf on this host",
             });
         }
-        self.ensure_top()?;
+        Ok(())
+    }
+
+    fn ensure_group(&self, group: &str) -> Result<PathBuf, CgroupError> {
+        self.make_group(group).map(|(dir, _)| dir)
+    }
+
+    /// Creates the group's cgroup (and `<top>` the first time, or when it has gone)
+    /// with controllers enabled; the flag says whether it already existed.
+    fn make_group(&self, group: &str) -> Result<(PathBuf, bool), CgroupError> {
+        self.refuse_daemon_leaf(group)?;
+        if !self.top_ready.load(Ordering::Relaxed) {
+            self.ensure_top()?;
+            self.top_ready.store(true, Ordering::Relaxed);
+        }
         let dir = self.dir(Target::Group(group));
-        fsutil::mkdir(&dir)?;
+        let made = match fsutil::make_dir(&dir)? {
+            Made::NoParent => {
+                self.ensure_top()?;
+                fsutil::make_dir(&dir)?
+            }
+            made => made,
+        };
         self.enable_controllers(&dir)?;
-        Ok(dir)
+        Ok((dir, made == Made::Existed))
     }
 
     /// Makes a fresh, limited leaf and returns its directory.
@@ -123,15 +147,23 @@ impl UnifiedBackend {
         process: &str,
         limits: &Limits,
     ) -> Result<PathBuf, CgroupError> {
-        self.ensure_group(group)?;
+        self.refuse_daemon_leaf(group)?;
         let leaf = self.dir(Target::Process { group, process });
-        if leaf.exists() {
-            if self.is_populated(Target::Process { group, process })? {
-                return Err(CgroupError::Busy { path: leaf });
+        // The group was made when it was activated: one mkdir is the usual cost.
+        match fsutil::make_dir(&leaf)? {
+            Made::Created => {}
+            Made::NoParent => {
+                self.ensure_group(group)?;
+                fsutil::mkdir(&leaf)?;
             }
-            fsutil::rmdir(&leaf)?;
+            Made::Existed => {
+                if self.is_populated(Target::Process { group, process })? {
+                    return Err(CgroupError::Busy { path: leaf });
+                }
+                fsutil::rmdir(&leaf)?;
+                fsutil::mkdir(&leaf)?;
+            }
         }
-        fsutil::mkdir(&leaf)?;
         limits::write_v2(&leaf, limits, &self.controllers, false)?;
         Ok(leaf)
     }
@@ -210,8 +242,7 @@ impl Backend for UnifiedBackend {
         Target::Group(group).validate()?;
         // As in the v1 backend: a cgroup just made has the defaults (and a cpu.max
         // write walks every task group), so only an existing one is reset.
-        let existed = self.dir(Target::Group(group)).exists();
-        let dir = self.ensure_group(group)?;
+        let (dir, existed) = self.make_group(group)?;
         limits::write_v2(&dir, limits, &self.controllers, existed)
     }
 

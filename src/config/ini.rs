@@ -7,6 +7,7 @@
 //! inheritance, merging of repeated sections across included files, and
 //! Python's exact parse-error texts.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::pyfmt::py_repr;
@@ -62,6 +63,9 @@ pub struct Ini {
     pub sections: Vec<RawSection>,
     /// `[DEFAULT]` keys, inherited by every section.
     pub defaults: Vec<(String, RawValue)>,
+    /// Section name → index in `sections` (thousands of programs make a linear
+    /// search per lookup quadratic).
+    index: HashMap<String, usize>,
 }
 
 /// A looked-up value, possibly inherited from `[DEFAULT]`.
@@ -124,9 +128,10 @@ impl Ini {
             if let Some(header) = section_header(value) {
                 if header == "DEFAULT" {
                     cursect = Some(None);
-                } else if let Some(i) = self.sections.iter().position(|s| s.name == header) {
+                } else if let Some(&i) = self.index.get(header) {
                     cursect = Some(Some(i));
                 } else {
+                    self.index.insert(header.to_string(), self.sections.len());
                     self.sections.push(RawSection {
                         name: header.to_string(),
                         file,
@@ -186,7 +191,7 @@ impl Ini {
 
     /// The section named `name`, if any.
     pub fn section(&self, name: &str) -> Option<&RawSection> {
-        self.sections.iter().find(|s| s.name == name)
+        self.index.get(name).and_then(|&i| self.sections.get(i))
     }
 
     /// True when the section exists.

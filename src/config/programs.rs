@@ -2,6 +2,7 @@
 //! `[fcgi-program:x]`) and `[group:x]` → process groups, in supervisord's
 //! order of evaluation so the first error reported is the same one.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::error::ConfigError;
@@ -26,9 +27,9 @@ fn suffix_of(section: &str) -> &str {
 
 /// Builds every process group, sorted by (priority, name).
 pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigError> {
-    let all: Vec<String> = p.ini.sections.iter().map(|s| s.name.clone()).collect();
+    let all: HashSet<String> = p.ini.sections.iter().map(|s| s.name.clone()).collect();
     let mut groups = Vec::new();
-    let mut grouped: Vec<String> = Vec::new();
+    let mut grouped: HashSet<String> = HashSet::new();
 
     for section in sections_with(p, "group:") {
         let exp = p.env_expansions();
@@ -67,7 +68,7 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
                 (true, false) => prog,
                 (false, true) => fcgi,
             };
-            grouped.push(target.clone());
+            grouped.insert(target.clone());
             named_section = target.clone();
             // Like supervisord, a grouped fcgi-program runs as a plain program.
             processes.extend(processes_from_section(p, &target, &name)?);
@@ -117,12 +118,16 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
 fn check_dependencies(p: &Parser, groups: &[GroupConfig]) -> Result<(), ConfigError> {
     // One node per section (a numprocs program is one node), in file-independent order.
     let mut nodes: Vec<(&str, &ProcessConfig)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for g in groups {
         for proc in &g.processes {
-            if !nodes.iter().any(|(_, n)| n.section == proc.section) {
+            if seen.insert(&proc.section) {
                 nodes.push((&g.name, proc));
             }
         }
+    }
+    if nodes.iter().all(|(_, n)| n.requires.is_empty() && n.after.is_empty()) {
+        return Ok(());
     }
     for (_, proc) in &nodes {
         for (option, deps) in [("requires", &proc.requires), ("after", &proc.after)] {

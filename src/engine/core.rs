@@ -348,6 +348,8 @@ impl Engine {
         main_log: Option<MainLogHandle>,
         cgroups: Box<dyn Backend>,
     ) -> (Engine, Handle) {
+        // Before any log file or pipe is open, so the slots sit low in the table.
+        spawn::child::reserve_slots();
         let (tx, rx) = mpsc::channel(256);
         // Every slot is allocated up front. The event bus has its own lossless
         // channel; the other subscribers (D-Bus, web, sd_notify status) resynchronize

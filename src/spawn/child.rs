@@ -212,19 +212,44 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             .map(|&e| (e, errno_name(e).into_bytes()))
             .collect();
 
+    // Hand the child its descriptors through the low slots when they exist: it then
+    // copies only the descriptors below them instead of the daemon's whole table.
+    let mut slots = slots::lock();
+    let mut handed = Handed::default();
+    let stdio = [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
+    let extra = req.extra_fd.map(|(fd, _)| fd);
+    let sources = stdio.iter().copied().chain(req.cgroup_procs.iter().copied()).chain(extra);
+    let below = match slots.as_mut() {
+        Some(s) => match s.hand(sources, &mut handed) {
+            Ok(()) => Some(s.limit()),
+            Err(e) => return Err(pipe_err(e)),
+        },
+        None => {
+            handed.fds.extend(sources);
+            None
+        }
+    };
+    let n_cg = req.cgroup_procs.len();
     let plan = ChildPlan {
-        stdio: [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()],
-        cgroup_fds: req.cgroup_procs,
+        unshare_below: below,
+        stdio: [handed.fds[0], handed.fds[1], handed.fds[2]],
+        cgroup_fds: &handed.fds[3..3 + n_cg],
         oom: oom.as_deref(),
         creds: &creds,
         chdir: chdir_msgs.as_ref(),
         errno_names: &errno_names,
         umask: req.umask,
-        extra_fd: req.extra_fd,
+        extra_fd: req.extra_fd.map(|(_, n)| (handed.fds[3 + n_cg], n)),
         exec: &exec,
         error: AtomicI32::new(0),
     };
-    let pid = match clone_vfork(&plan) {
+    let cloned = clone_vfork(&plan);
+    // The child has its copies (or is gone): the slots must not keep its pipe ends open.
+    if let Some(s) = slots.as_mut() {
+        s.release(&handed);
+    }
+    drop(slots);
+    let pid = match cloned {
         Ok(pid) => pid,
         Err(errno) if errno == libc::EAGAIN => {
             return Err(SpawnError::TooManyProcesses(req.name.to_string()))
@@ -247,6 +272,10 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
 
 /// Everything the child reads between clone and exec, built before the clone.
 struct ChildPlan<'a> {
+    /// The child shares the daemon's descriptor table (`CLONE_FILES`) and first
+    /// unshares it keeping only the descriptors below this number, where every
+    /// descriptor it needs sits (see [`slots`]). `None`: it gets a full copy.
+    unshare_below: Option<RawFd>,
     /// The child's ends of its pipes, dup'd onto fds 0, 1, 2.
     stdio: [RawFd; 3],
     cgroup_fds: &'a [RawFd],
@@ -304,7 +333,10 @@ fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
         libc::clone(
             child_main,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | if plan.unshare_below.is_some() { libc::CLONE_FILES } else { 0 }
+                | libc::SIGCHLD,
             (plan as *const ChildPlan<'_>).cast_mut().cast(),
         )
     };
@@ -356,6 +388,20 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         let empty: libc::sigset_t = std::mem::zeroed();
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // A private table with only the low descriptors: exec then has a few to close
+        // instead of every pipe and log file of every program (the cost of a spawn
+        // grew with the number of programs). Nothing before this touches descriptors.
+        if let Some(below) = plan.unshare_below {
+            if libc::syscall(
+                libc::SYS_close_range,
+                below as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_UNSHARE,
+            ) != 0
+            {
+                fail(errno());
+            }
+        }
         for (target, &fd) in plan.stdio.iter().enumerate() {
             let target = target as RawFd;
             let ok = if fd == target {
@@ -418,10 +464,140 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail(errno());
             }
         }
+        // As supervisord's child closes 3..minfds: nothing the daemon inherited
+        // without close-on-exec reaches the program, only its readiness descriptor.
+        if plan.unshare_below.is_some() {
+            let close = |from: libc::c_uint, to: libc::c_uint| {
+                if from <= to {
+                    libc::syscall(libc::SYS_close_range, from, to, 0 as libc::c_uint);
+                }
+            };
+            match plan.extra_fd {
+                Some((_, n)) if n >= 3 => {
+                    close(3, n as libc::c_uint - 1);
+                    close(n as libc::c_uint + 1, libc::c_uint::MAX);
+                }
+                _ => close(3, libc::c_uint::MAX),
+            }
+        }
         let image = plan.exec;
         libc::execve(image.path.as_ptr(), image.argv.as_ptr(), image.envp.as_ptr());
         fail(errno())
     }
+}
+
+/// `close_range(2)` flag: give the caller a private descriptor table first.
+const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
+
+/// Descriptors handed to one child: its stdio, cgroup and extra descriptors in
+/// [`SpawnRequest`] order, as the child sees them.
+#[derive(Default)]
+struct Handed {
+    fds: Vec<RawFd>,
+}
+
+/// A few descriptor numbers reserved low in the daemon's table.
+///
+/// A child started with `CLONE_FILES` drops everything at or above
+/// [`Slots::limit`] in one `close_range(CLOSE_RANGE_UNSHARE)`, which copies only
+/// the table below it. So before each clone the descriptors the child needs are
+/// `dup3`'d into the slots, and afterwards the slots point at `/dev/null` again.
+/// Reserved while the daemon has few descriptors open ([`reserve_slots`]), they
+/// keep the copy small whatever the number of programs.
+pub mod slots {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::sync::{Mutex, MutexGuard, OnceLock};
+
+    use super::Handed;
+
+    /// stdin, stdout, stderr, up to 8 cgroup hierarchies, one `ready=fd:N` pipe.
+    const COUNT: usize = 12;
+
+    pub(super) struct Slots {
+        devnull: RawFd,
+        fds: [RawFd; COUNT],
+    }
+
+    static SLOTS: OnceLock<Mutex<Option<Slots>>> = OnceLock::new();
+
+    /// Reserve the slots now (idempotent). Call early, while the daemon's table is
+    /// small; spawns before this, or on a kernel without `close_range`, copy the
+    /// whole table instead.
+    pub fn reserve() {
+        SLOTS.get_or_init(|| Mutex::new(make()));
+    }
+
+    fn make() -> Option<Slots> {
+        // SAFETY: close_range on an empty range above any open descriptor changes
+        // nothing; it only tells whether the kernel has the call (Linux 5.9).
+        if unsafe { libc::syscall(libc::SYS_close_range, libc::c_uint::MAX, libc::c_uint::MAX, 0) } != 0 {
+            tracing::debug!("close_range unavailable: children copy the whole descriptor table");
+            return None;
+        }
+        // SAFETY: open/fcntl on a constant path; every descriptor made is kept in `Slots`.
+        let devnull = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if devnull < 0 {
+            return None;
+        }
+        let mut fds = [-1; COUNT];
+        for slot in &mut fds {
+            // Above the standard three, which the child's own stdio replaces.
+            // SAFETY: duplicating our own descriptor.
+            *slot = unsafe { libc::fcntl(devnull, libc::F_DUPFD_CLOEXEC, 3) };
+            if *slot < 0 {
+                return None;
+            }
+        }
+        Some(Slots { devnull, fds })
+    }
+
+    pub(super) fn lock() -> MutexGuard<'static, Option<Slots>> {
+        SLOTS.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    impl Slots {
+        /// One above the highest descriptor the child must keep.
+        pub(super) fn limit(&self) -> RawFd {
+            self.fds.iter().copied().max().unwrap_or(self.devnull).max(self.devnull) + 1
+        }
+
+        /// Put `sources` into the slots, in order; `handed` gets the slot numbers.
+        pub(super) fn hand(
+            &mut self,
+            sources: impl Iterator<Item = RawFd>,
+            handed: &mut Handed,
+        ) -> io::Result<()> {
+            for (i, fd) in sources.enumerate() {
+                let Some(&slot) = self.fds.get(i) else {
+                    self.release(handed);
+                    return Err(io::Error::from_raw_os_error(libc::EMFILE));
+                };
+                // SAFETY: both descriptors are open; the slot is ours alone.
+                if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
+                    let e = io::Error::last_os_error();
+                    self.release(handed);
+                    return Err(e);
+                }
+                handed.fds.push(slot);
+            }
+            Ok(())
+        }
+
+        /// Point the used slots at `/dev/null` again, closing the child's ends.
+        pub(super) fn release(&mut self, handed: &Handed) {
+            for &slot in &handed.fds {
+                // SAFETY: as in `hand`.
+                unsafe { libc::dup3(self.devnull, slot, libc::O_CLOEXEC) };
+            }
+        }
+    }
+}
+
+/// Reserve the low descriptor slots children are handed their descriptors through;
+/// see [`slots`]. The engine calls it before it opens any log file.
+pub fn reserve_slots() {
+    slots::reserve();
 }
 
 /// argv and environment as NUL-terminated arrays, built before the clone so the
