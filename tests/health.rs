@@ -59,14 +59,20 @@ fn failing_http_check_restarts_the_program_and_sends_an_event() {
 #[test]
 fn failing_tcp_check_with_action_stop_stops_the_program() {
     let port = free_port();
+    // Ready once it listens; it listens until the test removes the flag, so
+    // RUNNING lasts as long as the test wants.
     let d = Daemon::start(&format!(
-        "[program:db]\ncommand={}\nstartsecs=0\nhealthcheck=tcp:127.0.0.1:{port}\n\
+        "[program:db]\ncommand={}\nready=tcp:127.0.0.1:{port}\nhealthcheck=tcp:127.0.0.1:{port}\n\
          healthcheck_interval=200ms\nhealthcheck_retries=1\nhealthcheck_action=stop\n",
         helper(&format!("tcp {{dir}} {port}"))
     ));
+    std::fs::write(d.path("go"), b"").unwrap();
     d.wait_state("db", "RUNNING");
-    // Nothing listens: the first check fails and the program is stopped, not restarted.
+    let pid = d.pid("db");
+    std::fs::remove_file(d.path("go")).unwrap();
+    // Nothing listens: the next check fails and the program is stopped, not restarted.
     d.wait_state("db", "STOPPED");
+    assert!(!alive(pid));
     assert!(d.main_log().contains("db is unhealthy: tcp:127.0.0.1"), "{}", d.main_log());
 }
 
