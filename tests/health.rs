@@ -76,6 +76,34 @@ fn failing_tcp_check_with_action_stop_stops_the_program() {
     assert!(d.main_log().contains("db is unhealthy: tcp:127.0.0.1"), "{}", d.main_log());
 }
 
+/// A program that takes a second to exit on SIGTERM, so a stop ordered after
+/// it visibly waits.
+const SLOW_STOP: &str = "sh -c 'trap \"sleep 1; exit 0\" TERM; while :; do sleep 0.1; done'";
+
+#[test]
+fn a_health_check_stop_stops_what_requires_the_program_first() {
+    // db is healthy until the test creates {dir}/sick; web requires it, other only comes after it.
+    let d = Daemon::start(&format!(
+        "[program:web]\ncommand={SLOW_STOP}\nstartsecs=0\nrequires=db\n\n\
+         [program:db]\ncommand=sleep 1000\nstartsecs=0\nhealthcheck=exec:test ! -e {{dir}}/sick\n\
+         healthcheck_interval=200ms\nhealthcheck_retries=1\nhealthcheck_action=stop\n\n\
+         [program:other]\ncommand=sleep 1000\nstartsecs=0\nafter=db\n"
+    ));
+    for p in ["web", "db", "other"] {
+        d.wait_state(p, "RUNNING");
+    }
+    std::fs::write(d.path("sick"), b"").unwrap();
+    // As `stop db` would: web, which requires db, stops first; then db.
+    d.wait_state("db", "STOPPED");
+    assert_eq!(d.state("web"), "STOPPED", "web requires db, so it is stopped too");
+    assert_eq!(d.state("other"), "RUNNING", "after= only orders: other keeps running");
+    let log = d.main_log();
+    let pos = |needle: &str| log.lines().position(|l| l.contains(needle));
+    let (web_stopped, db_killed) = (pos("stopped: web ("), pos("killing db (pid"));
+    assert!(web_stopped.is_some() && db_killed.is_some(), "{log}");
+    assert!(web_stopped < db_killed, "db was signalled before web stopped:\n{log}");
+}
+
 #[test]
 fn failing_exec_check_with_action_none_only_reports_until_it_passes_again() {
     let d = Daemon::start(

@@ -1478,16 +1478,7 @@ impl Engine {
         };
         let single = matches!(target, Target::Process { .. });
         let mut waiter = Waiter::new(WaitKind::Stop, single);
-        let requested = ids.len();
-        let mut ids = self.with_dependents(ids);
-        // Processes that require a target stop first; they are not reported.
-        for id in ids.split_off(requested) {
-            if self.procs[&id].held == Some(Held::Start) {
-                self.withdraw_start(id);
-            } else if self.procs[&id].machine.state().is_running() {
-                self.hold_stop(id);
-            }
-        }
+        let ids = self.stop_dependents_first(ids);
         // Priority order, as supervisord's stopProcessGroup (only shutdown goes in reverse).
         for (idx, id) in ids.into_iter().enumerate() {
             let p = &self.procs[&id];
@@ -1542,6 +1533,37 @@ impl Engine {
             }
         }
         self.settle(waiter, reply);
+    }
+
+    /// Begin a stop of `ids` the way a stop command does: every running process
+    /// that requires one of them gets a held stop, carried out dependents first.
+    /// Returns `ids` in the order to stop them (their own stops are the caller's).
+    fn stop_dependents_first(&mut self, ids: Vec<ProcId>) -> Vec<ProcId> {
+        let requested = ids.len();
+        let mut ids = self.with_dependents(ids);
+        for id in ids.split_off(requested) {
+            if self.procs[&id].held == Some(Held::Start) {
+                self.withdraw_start(id);
+            } else if self.procs[&id].machine.state().is_running() {
+                self.hold_stop(id);
+            }
+        }
+        ids
+    }
+
+    /// Stop `id` as a stop command would (`healthcheck_action=stop`): what
+    /// requires it stops first, in reverse dependency order, then `id` itself.
+    fn request_stop(&mut self, id: ProcId) {
+        self.stop_dependents_first(vec![id]);
+        let Some(p) = self.procs.get(&id) else { return };
+        if p.held.is_some() || !p.machine.state().is_running() {
+            return;
+        }
+        if self.stop_gate(id) {
+            self.feed(id, Event::Stop);
+        } else {
+            self.hold_stop(id);
+        }
     }
 
     /// A held start is given up (a stop request, shutdown): it stays stopped.
@@ -2493,7 +2515,7 @@ impl Engine {
                                 HealthAction::Restart => {
                                     self.feed(id, Event::Fail(format!("health check failed: {why}")))
                                 }
-                                HealthAction::Stop => self.feed(id, Event::Stop),
+                                HealthAction::Stop => self.request_stop(id),
                                 HealthAction::None => {}
                             }
                         }
