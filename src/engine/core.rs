@@ -2231,19 +2231,24 @@ impl Engine {
         let mut i = info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now());
         i.oom_kills = p.oom_kills;
         i.cgroup = p.placed.then(|| self.cgroups.path(Self::cg_target(p)));
-        if matches!(i.state, ProcessState::Starting | ProcessState::Running) {
-            let c = &p.checks;
-            let extra = [
+        let c = &p.checks;
+        let health = c.unhealthy.as_ref().map(|r| format!("unhealthy: {r}"));
+        let extra = match i.state {
+            ProcessState::Starting | ProcessState::Running => vec![
                 c.status.as_ref().map(|s| format!("status: {s}")),
                 c.reloading.then(|| "reloading".to_string()),
-                c.unhealthy.as_ref().map(|r| format!("unhealthy: {r}")),
-            ];
-            for part in extra.into_iter().flatten() {
-                if !i.description.is_empty() {
-                    i.description.push_str(", ");
-                }
-                i.description.push_str(&part);
+                // A STARTING process is a new run: the last one's health is not its own.
+                health.filter(|_| i.state == ProcessState::Running),
+            ],
+            // supervisord shows only the stop time; why corrald stopped it follows.
+            ProcessState::Stopped | ProcessState::Exited => vec![health],
+            _ => vec![],
+        };
+        for part in extra.into_iter().flatten() {
+            if !i.description.is_empty() {
+                i.description.push_str(", ");
             }
+            i.description.push_str(&part);
         }
         if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
         {
@@ -2325,6 +2330,9 @@ impl Engine {
         }
         if t.to != ProcessState::Running {
             c.failures = 0;
+        } else {
+            // The reason a stop or restart was made for stays visible until
+            // the next successful start.
             c.unhealthy = None;
         }
         if !matches!(t.to, ProcessState::Starting | ProcessState::Running) {
@@ -2513,7 +2521,7 @@ impl Engine {
                             self.report_unhealthy(id, why.clone());
                             match h.action {
                                 HealthAction::Restart => {
-                                    self.feed(id, Event::Fail(format!("health check failed: {why}")))
+                                    self.feed(id, Event::Fail(format!("unhealthy: {why}")))
                                 }
                                 HealthAction::Stop => self.request_stop(id),
                                 HealthAction::None => {}
