@@ -60,6 +60,19 @@ fn notify_ready_makes_running_and_status_text_shows_in_status() {
 }
 
 #[test]
+fn closing_the_readiness_fd_without_a_newline_is_a_failed_start_at_once() {
+    // The ready timeout (90 s) is beyond the test's deadline: only the closed fd can end the start.
+    let d = Daemon::start(
+        "[program:s6]\ncommand=/bin/sh -c 'exec 3>&-; exec sleep 1000'\nready=fd:3\nstartretries=0\n",
+    );
+    d.wait_state("s6", "FATAL");
+    let info = d.info("s6");
+    assert_eq!(str_of(&info["spawnerr"]), "closed fd 3 without writing a newline (ready=fd:3)");
+    assert_eq!(str_of(&info["description"]), "closed fd 3 without writing a newline (ready=fd:3)");
+    assert!(d.main_log().contains("killing 's6'"), "{}", d.main_log());
+}
+
+#[test]
 fn not_ready_in_time_is_a_failed_start_and_kills_the_whole_cgroup() {
     let d = Daemon::start(
         "[program:slow]\ncommand=/bin/sh -c 'sleep 1000 & echo $! > {dir}/child.pid; wait'\n\

@@ -1072,9 +1072,9 @@ impl Engine {
                 p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
                 self.by_pid.insert(child.pid, id);
                 // Only the child keeps the write end, so the pipe closes when it dies.
-                if let Some((r, _w)) = ready_pipe {
+                if let (Some((r, _w)), Readiness::Fd(n)) = (ready_pipe, &p.cfg.health.ready) {
                     let generation = p.checks.generation;
-                    match checks::watch_ready_fd(r, id, generation, self.reports_tx.clone()) {
+                    match checks::watch_ready_fd(r, *n, id, generation, self.reports_tx.clone()) {
                         Ok(task) => p.checks.ready_fd = Some(task),
                         Err(e) => tracing::warn!("{}: cannot watch its readiness fd: {e}", p.cfg.name),
                     }
@@ -2490,6 +2490,9 @@ impl Engine {
         match p.machine.state() {
             ProcessState::Starting => match result {
                 Ok(()) => self.feed(id, Event::Ready),
+                // An `fd:N` pipe reports once: closed without a newline, the program
+                // can never say it is ready, so the start has failed now (as s6 sees it).
+                Err(why) if matches!(p.cfg.health.ready, Readiness::Fd(_)) => self.feed(id, Event::Fail(why)),
                 Err(why) => {
                     if p.checks.last_error.as_ref() != Some(&why) {
                         tracing::debug!("{} is not ready yet: {why}", p.cfg.name);
