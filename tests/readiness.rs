@@ -34,6 +34,10 @@ fn notify_ready_makes_running_and_status_text_shows_in_status() {
         "[program:web]\ncommand=/bin/sh -c '{}; true'\nready=notify\nstartsecs=0\n",
         helper("notify {dir}")
     ));
+    if str_of(&d.call("corral.getCgroupMode", vec![])) == "none" {
+        // Without cgroups only the main pid's messages count; the other notify tests send from it.
+        return skip("a notifier other than the main pid is known by its cgroup, and there are none here");
+    }
     wait_spawned(&d, "web");
     wait_for("the STATUS= text while starting", DEADLINE, || description(&d, "web") == "status: warming up");
     // Anyone else's READY=1 is not the program's: rejected, and said so.
