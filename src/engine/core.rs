@@ -126,6 +126,8 @@ struct Checks {
     status: Option<String>,
     /// The program sent `RELOADING=1` and no `READY=1` since.
     reloading: bool,
+    /// The program sent `STOPPING=1`: it is shutting down (until it leaves RUNNING).
+    stopping: bool,
     /// The task reading an `fd:N` readiness pipe.
     ready_fd: Option<tokio::task::JoinHandle<()>>,
     /// The last readiness probe failure logged (each new reason is logged once).
@@ -2237,6 +2239,7 @@ impl Engine {
             ProcessState::Starting | ProcessState::Running => vec![
                 c.status.as_ref().map(|s| format!("status: {s}")),
                 c.reloading.then(|| "reloading".to_string()),
+                c.stopping.then(|| "stopping".to_string()),
                 // A STARTING process is a new run: the last one's health is not its own.
                 health.filter(|_| i.state == ProcessState::Running),
             ],
@@ -2338,6 +2341,7 @@ impl Engine {
         if !matches!(t.to, ProcessState::Starting | ProcessState::Running) {
             c.status = None;
             c.reloading = false;
+            c.stopping = false;
         }
         if t.to == ProcessState::Running {
             if let Some(h) = &p.cfg.health.healthcheck {
@@ -2599,7 +2603,13 @@ impl Engine {
                     }
                 }
                 NotifyMsg::Status(text) => p.checks.status = (!text.is_empty()).then_some(text),
-                NotifyMsg::Stopping => tracing::info!("{} reports it is stopping", p.cfg.name),
+                NotifyMsg::Stopping => {
+                    // As systemd: only shown; the state stays supervisord's until it exits.
+                    if !p.checks.stopping {
+                        tracing::info!("{} reports it is stopping", p.cfg.name);
+                    }
+                    p.checks.stopping = true;
+                }
                 NotifyMsg::Reloading => p.checks.reloading = true,
                 NotifyMsg::Watchdog => self.feed(id, Event::WatchdogPing),
                 NotifyMsg::WatchdogTrigger => {
