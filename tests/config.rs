@@ -588,6 +588,55 @@ fn readiness_and_health_errors_name_the_option() {
 }
 
 #[test]
+fn zero_where_zero_would_silently_misbehave_is_an_error() {
+    // healthcheck_retries=0 would act as 1, a zero timeout would fail every check,
+    // a zero interval would probe without pause.
+    let health = "healthcheck=exec:true\n";
+    let cases = [
+        (health, "healthcheck_retries=0", "an integer of 1 or more"),
+        (health, "healthcheck_timeout=0", "a duration of more than 0"),
+        (health, "healthcheck_timeout=0ms", "a duration of more than 0"),
+        (health, "healthcheck_interval=0s", "a duration of more than 0"),
+        // start_limit_burst=0 would send the program to FATAL on its first restart,
+        // backoff_max=0 would restart it in a tight loop.
+        ("", "start_limit_burst=0", "an integer of 1 or more"),
+        ("backoff=exponential\n", "backoff_max=0", "an integer of 1 or more"),
+    ];
+    for (before, line, expected) in cases {
+        let (err, f) = error_of(&format!("[supervisord]\n[program:x]\ncommand=x\n{before}{line}\n"));
+        let (option, value) = line.split_once('=').unwrap();
+        let at = 4 + before.matches('\n').count();
+        assert_eq!(err.location().line, Some(at), "{line}");
+        assert_eq!(err.location().option.as_deref(), Some(option), "{line}");
+        assert_eq!(err.value(), Some(value), "{line}");
+        assert!(err.expected().is_some_and(|e| e.starts_with(expected)), "{line}: {:?}", err.expected());
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{f}:{at}: [program:x] {option}: invalid value '{value}': expected {expected}"
+            )),
+            "{text}"
+        );
+        assert_eq!(
+            err.supervisord_message(),
+            format!("invalid '{option}' value '{value}' in section 'program:x' (file: '{f}')"),
+            "{line}"
+        );
+    }
+    // 1 is accepted everywhere.
+    let c = load_text(
+        "[supervisord]\n[program:x]\ncommand=x\nhealthcheck=exec:true\nhealthcheck_retries=1\n\
+         healthcheck_timeout=1ms\nstart_limit_burst=1\nbackoff_max=1\n",
+    );
+    let p = program(&c, "x");
+    assert_eq!(
+        p.health.healthcheck.as_ref().map(|h| (h.retries, h.timeout)),
+        Some((1, Duration::from_millis(1)))
+    );
+    assert_eq!((p.restart.start_limit_burst, p.restart.backoff_max), (Some(1), Some(1)));
+}
+
+#[test]
 fn unknown_options_warn_with_suggestion() {
     let c = load_text("[supervisord]\n[program:x]\ncommand=x\nstartsec=5\nfrobnicate=1\n");
     let w = warnings(&c);

@@ -33,17 +33,19 @@ const SLOW_STOP: &str = "sh -c 'trap \"sleep 1; exit 0\" TERM; while :; do sleep
 
 #[test]
 fn requires_waits_until_the_dependency_is_running_before_spawning() {
+    // b is ready only once the test creates its file, so a's wait is seen, not raced.
     let d = Daemon::start(
         "[program:a]\ncommand=sleep 1000\nstartsecs=0\nrequires=b\npriority=1\n\n\
-         [program:b]\ncommand=sleep 1000\nstartsecs=2\npriority=2\n",
+         [program:b]\ncommand=sleep 1000\nready=file:{dir}/b-ready\npriority=2\n",
     );
+    wait_for("b to be spawned", DEADLINE, || d.state("b") == "STARTING" && d.pid("b") > 0);
+    wait_for("a probe of b's readiness", DEADLINE, || log_pos(&d, "b is not ready yet").is_some());
     // While b is still starting, a has not been spawned and says why.
-    wait_for("b to be STARTING", DEADLINE, || d.state("b") == "STARTING");
-    let (a_state, a_desc) = (d.state("a"), description(&d, "a"));
-    if d.state("b") == "STARTING" {
-        assert_eq!(a_state, "STOPPED");
-        assert_eq!(a_desc, "waiting for b");
-    }
+    assert_eq!(d.state("a"), "STOPPED");
+    assert_eq!(description(&d, "a"), "waiting for b");
+    assert!(log_pos(&d, "spawned: 'a'").is_none(), "a spawned before b was ready:\n{}", d.main_log());
+    assert_eq!(d.state("b"), "STARTING", "b is not ready until its file exists");
+    std::fs::write(d.path("b-ready"), b"").expect("create b's readiness file");
     d.wait_state("a", "RUNNING");
     let ready = wait_log(&d, "success: b entered RUNNING state");
     let spawned = wait_log(&d, "spawned: 'a'");
@@ -161,26 +163,34 @@ fn a_failed_dependency_leaves_its_dependents_stopped_with_the_reason() {
     assert_eq!(d.state("a"), "STOPPED");
 }
 
+/// Activity log timestamps of the lines containing `needle`, in order.
+fn log_times(d: &Daemon, needle: &str) -> Vec<chrono::NaiveDateTime> {
+    d.main_log()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| chrono::NaiveDateTime::parse_from_str(l.get(..23)?, "%Y-%m-%d %H:%M:%S,%3f").ok())
+        .collect()
+}
+
 #[test]
 fn exponential_backoff_paces_a_program_that_keeps_crashing_from_running() {
-    // Each run appends its start time (epoch seconds, fractional) and crashes.
+    // Each run lasts 0.2 s and crashes.
     let d = Daemon::start(
-        "[program:crashy]\ncommand=sh -c 'date +%%s.%%N >> {dir}/starts; sleep 0.2; exit 3'\n\
+        "[program:crashy]\ncommand=sh -c 'sleep 0.2; exit 3'\n\
          startsecs=0\nautorestart=true\nbackoff=exponential\nbackoff_reset=60\n",
     );
-    let starts = || -> Vec<f64> {
-        std::fs::read_to_string(d.path("starts"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    };
-    wait_for("three starts", Duration::from_secs(60), || starts().len() >= 3);
+    wait_for("four starts", Duration::from_secs(60), || log_times(&d, "spawned: 'crashy'").len() >= 4);
     d.call("supervisor.stopProcess", vec![s("crashy")]);
-    let t = starts();
-    // Waits of 1 s then 2 s after runs of 0.2 s: never sooner.
-    assert!(t[1] - t[0] >= 1.2, "second start {:.2} s after the first", t[1] - t[0]);
-    assert!(t[2] - t[1] >= 2.2, "third start {:.2} s after the second", t[2] - t[1]);
+    // Each wait runs from an exit to the next spawn, both as the daemon logged them.
+    let (spawned, exited) = (log_times(&d, "spawned: 'crashy'"), log_times(&d, "exited: crashy ("));
+    assert!(exited.len() >= 3, "{}", d.main_log());
+    let waits: Vec<f64> =
+        (0..3).map(|i| (spawned[i + 1] - exited[i]).num_milliseconds() as f64 / 1000.0).collect();
+    // 1 s, 2 s, then 4 s (linear would be 3 s): never sooner (a restart never comes
+    // before its deadline; the margin covers the log's millisecond stamps).
+    for (wait, at_least) in waits.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(*wait >= at_least - 0.05, "waits {waits:?}: expected 1 s, 2 s, 4 s at least");
+    }
 }
 
 #[test]

@@ -34,6 +34,10 @@ fn notify_ready_makes_running_and_status_text_shows_in_status() {
         "[program:web]\ncommand=/bin/sh -c '{}; true'\nready=notify\nstartsecs=0\n",
         helper("notify {dir}")
     ));
+    if str_of(&d.call("corral.getCgroupMode", vec![])) == "none" {
+        // Without cgroups only the main pid's messages count; the other notify tests send from it.
+        return skip("a notifier other than the main pid is known by its cgroup, and there are none here");
+    }
     wait_spawned(&d, "web");
     wait_for("the STATUS= text while starting", DEADLINE, || description(&d, "web") == "status: warming up");
     // Anyone else's READY=1 is not the program's: rejected, and said so.
@@ -57,6 +61,51 @@ fn notify_ready_makes_running_and_status_text_shows_in_status() {
     assert!(d
         .main_log()
         .contains("success: web entered RUNNING state, process reported READY=1 (ready=notify)"));
+}
+
+#[test]
+fn notify_extend_timeout_reloading_and_stopping_show_as_documented() {
+    // ready_timeout=3, but the program asks for 60 s more at once (EXTEND_TIMEOUT_USEC=).
+    let d = Daemon::start(&format!(
+        "[program:svc]\ncommand={}\nready=notify\nready_timeout=3\n",
+        helper("extend {dir}")
+    ));
+    wait_spawned(&d, "svc");
+    let pid = d.pid("svc");
+    // Still the same STARTING process well past its ready timeout, by the daemon's own clock.
+    wait_for("5 s past the start", DEADLINE, || {
+        let info = d.info("svc");
+        let now = (str_of(&info["statename"]), int_of(&info["pid"]));
+        assert_eq!(now, ("STARTING".to_string(), pid), "{}", d.main_log());
+        int_of(&info["now"]) - int_of(&info["start"]) >= 6
+    });
+    assert!(!d.main_log().contains("not ready within"), "{}", d.main_log());
+    touch(&d, "go");
+    d.wait_state("svc", "RUNNING");
+    assert_eq!(d.pid("svc"), pid);
+    // RELOADING=1 shows until the next READY=1.
+    touch(&d, "reload");
+    wait_for("reloading in the status", DEADLINE, || description(&d, "svc").ends_with(", reloading"));
+    touch(&d, "reloaded");
+    wait_for("reloading gone", DEADLINE, || !description(&d, "svc").contains("reloading"));
+    // STOPPING=1 shows too; the state stays RUNNING until the program exits.
+    touch(&d, "stop");
+    wait_for("stopping in the status", DEADLINE, || description(&d, "svc").ends_with(", stopping"));
+    assert_eq!((d.state("svc"), d.pid("svc")), ("RUNNING".to_string(), pid));
+    assert!(description(&d, "svc").starts_with(&format!("pid {pid}, uptime ")), "{}", description(&d, "svc"));
+}
+
+#[test]
+fn closing_the_readiness_fd_without_a_newline_is_a_failed_start_at_once() {
+    // The ready timeout (90 s) is beyond the test's deadline: only the closed fd can end the start.
+    let d = Daemon::start(
+        "[program:s6]\ncommand=/bin/sh -c 'exec 3>&-; exec sleep 1000'\nready=fd:3\nstartretries=0\n",
+    );
+    d.wait_state("s6", "FATAL");
+    let info = d.info("s6");
+    assert_eq!(str_of(&info["spawnerr"]), "closed fd 3 without writing a newline (ready=fd:3)");
+    assert_eq!(str_of(&info["description"]), "closed fd 3 without writing a newline (ready=fd:3)");
+    assert!(d.main_log().contains("killing 's6'"), "{}", d.main_log());
 }
 
 #[test]

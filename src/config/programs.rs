@@ -509,14 +509,22 @@ fn process_section(
     let seconds = |v: &str| values::unsigned::<u64>(v);
     let restart = RestartPolicy {
         backoff: p.convert_opt(s, "backoff", exp, true, values::backoff)?,
-        backoff_max: p.convert_opt(s, "backoff_max", exp, true, named("backoff_max", seconds))?,
+        // 0 would restart in a tight loop: refused rather than obeyed.
+        backoff_max: p.convert_opt(
+            s,
+            "backoff_max",
+            exp,
+            true,
+            named("backoff_max", values::positive::<u64>),
+        )?,
         backoff_reset: p.convert(s, "backoff_reset", exp, true, "60", named("backoff_reset", seconds))?,
         start_limit_burst: p.convert_opt(
             s,
             "start_limit_burst",
             exp,
             true,
-            named("start_limit_burst", values::unsigned::<u32>),
+            // 0 would send the program to FATAL on its first restart.
+            named("start_limit_burst", values::positive::<u32>),
         )?,
         start_limit_interval: p.convert(
             s,

@@ -129,6 +129,18 @@ pub fn duration(s: &str) -> ValueResult<Duration> {
     }
 }
 
+/// A time span longer than zero (`healthcheck_interval`, `healthcheck_timeout`:
+/// an interval of 0 would probe without pause, a timeout of 0 fail every check).
+pub fn positive_duration(s: &str) -> ValueResult<Duration> {
+    const EXPECTED: &str =
+        "a duration of more than 0: seconds (e.g. 5, 0.5, 5s) or milliseconds (e.g. 500ms)";
+    match duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(BadValue::new(format!("{} is not more than 0", py_repr(s)), EXPECTED)),
+        Err(b) => Err(BadValue::new(b.message, EXPECTED)),
+    }
+}
+
 /// `tcp:host:port`, `http://…`, `exec:command` or `file:path`.
 pub fn probe(s: &str) -> ValueResult<Probe> {
     const EXPECTED: &str = "tcp:host:port, http://host[:port]/path, exec:command or file:path";
@@ -234,7 +246,7 @@ pub(super) fn parse(p: &Parser, s: &str, exp: &Expansions) -> Result<HealthConfi
                 exp,
                 true,
                 "30",
-                named("healthcheck_interval", duration),
+                named("healthcheck_interval", positive_duration),
             )?,
             timeout: p.convert(
                 s,
@@ -242,26 +254,19 @@ pub(super) fn parse(p: &Parser, s: &str, exp: &Expansions) -> Result<HealthConfi
                 exp,
                 true,
                 "5",
-                named("healthcheck_timeout", duration),
+                named("healthcheck_timeout", positive_duration),
             )?,
-            retries: p
-                .convert(
-                    s,
-                    "healthcheck_retries",
-                    exp,
-                    true,
-                    "3",
-                    named("healthcheck_retries", super::values::unsigned::<u32>),
-                )?
-                .max(1),
+            retries: p.convert(
+                s,
+                "healthcheck_retries",
+                exp,
+                true,
+                "3",
+                named("healthcheck_retries", super::values::positive::<u32>),
+            )?,
             action: p.convert(s, "healthcheck_action", exp, true, "restart", health_action)?,
         }),
     };
-    if let Some(h) = &healthcheck {
-        if h.interval.is_zero() {
-            return Err(p.error_at(s, "healthcheck_interval", "healthcheck_interval must be more than 0"));
-        }
-    }
     let watchdog = p
         .convert_opt(s, "watchdog_sec", exp, true, named("watchdog_sec", duration))?
         .filter(|d| !d.is_zero());

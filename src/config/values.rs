@@ -43,6 +43,19 @@ pub fn unsigned<T: TryFrom<i64>>(s: &str) -> ValueResult<T> {
     })
 }
 
+/// A count of at least 1 that fits `T` (corral options where 0 would silently
+/// mean something else: `start_limit_burst`, `backoff_max`, `healthcheck_retries`).
+pub fn positive<T: TryFrom<i64>>(s: &str) -> ValueResult<T> {
+    const EXPECTED: &str = "an integer of 1 or more";
+    match integer(s) {
+        Ok(n) if n >= 1 => {
+            T::try_from(n).map_err(|_| BadValue::new(format!("{} is out of range", py_repr(s)), EXPECTED))
+        }
+        Ok(_) => Err(BadValue::new(format!("{} is less than 1", py_repr(s)), EXPECTED)),
+        Err(b) => Err(BadValue::new(b.message, EXPECTED)),
+    }
+}
+
 /// An `i32` (priorities).
 pub fn int32(s: &str) -> ValueResult<i32> {
     let n = integer(s)?;

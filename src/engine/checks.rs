@@ -175,10 +175,11 @@ pub(crate) fn readiness_pipe(n: i32) -> nix::Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
-/// Wait for a newline on an `fd:N` readiness pipe (read end, non-blocking);
-/// report once: ready, or the pipe closed first.
+/// Wait for a newline on the `fd:N` readiness pipe of descriptor `n` (read end,
+/// non-blocking); report once: ready, or why it never will be (closed first).
 pub(crate) fn watch_ready_fd(
     fd: OwnedFd,
+    n: i32,
     id: ProcId,
     generation: u64,
     tx: mpsc::Sender<Report>,
@@ -190,15 +191,16 @@ pub(crate) fn watch_ready_fd(
         let mut buf = [0u8; 512];
         let result = loop {
             let Ok(mut guard) = afd.readable().await else {
-                break Err("readiness pipe failed".to_string());
+                break Err(format!("cannot wait on the readiness pipe of fd {n} (ready=fd:{n})"));
             };
             let read =
                 guard.try_io(|inner| nix::unistd::read(inner.get_ref(), &mut buf).map_err(io::Error::from));
             match read {
-                Ok(Ok(0)) => break Err("readiness fd closed before a newline".to_string()),
-                Ok(Ok(n)) if buf[..n].contains(&b'\n') => break Ok(()),
+                // Every copy of the write end is closed: s6's "never ready".
+                Ok(Ok(0)) => break Err(format!("closed fd {n} without writing a newline (ready=fd:{n})")),
+                Ok(Ok(len)) if buf[..len].contains(&b'\n') => break Ok(()),
                 Ok(Ok(_)) => continue,
-                Ok(Err(e)) => break Err(format!("reading the readiness fd: {e}")),
+                Ok(Err(e)) => break Err(format!("reading the readiness pipe of fd {n}: {e} (ready=fd:{n})")),
                 Err(_would_block) => continue,
             }
         };

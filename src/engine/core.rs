@@ -126,6 +126,8 @@ struct Checks {
     status: Option<String>,
     /// The program sent `RELOADING=1` and no `READY=1` since.
     reloading: bool,
+    /// The program sent `STOPPING=1`: it is shutting down (until it leaves RUNNING).
+    stopping: bool,
     /// The task reading an `fd:N` readiness pipe.
     ready_fd: Option<tokio::task::JoinHandle<()>>,
     /// The last readiness probe failure logged (each new reason is logged once).
@@ -1074,9 +1076,9 @@ impl Engine {
                 p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
                 self.by_pid.insert(child.pid, id);
                 // Only the child keeps the write end, so the pipe closes when it dies.
-                if let Some((r, _w)) = ready_pipe {
+                if let (Some((r, _w)), Readiness::Fd(n)) = (ready_pipe, &p.cfg.health.ready) {
                     let generation = p.checks.generation;
-                    match checks::watch_ready_fd(r, id, generation, self.reports_tx.clone()) {
+                    match checks::watch_ready_fd(r, *n, id, generation, self.reports_tx.clone()) {
                         Ok(task) => p.checks.ready_fd = Some(task),
                         Err(e) => tracing::warn!("{}: cannot watch its readiness fd: {e}", p.cfg.name),
                     }
@@ -1480,16 +1482,7 @@ impl Engine {
         };
         let single = matches!(target, Target::Process { .. });
         let mut waiter = Waiter::new(WaitKind::Stop, single);
-        let requested = ids.len();
-        let mut ids = self.with_dependents(ids);
-        // Processes that require a target stop first; they are not reported.
-        for id in ids.split_off(requested) {
-            if self.procs[&id].held == Some(Held::Start) {
-                self.withdraw_start(id);
-            } else if self.procs[&id].machine.state().is_running() {
-                self.hold_stop(id);
-            }
-        }
+        let ids = self.stop_dependents_first(ids);
         // Priority order, as supervisord's stopProcessGroup (only shutdown goes in reverse).
         for (idx, id) in ids.into_iter().enumerate() {
             let p = &self.procs[&id];
@@ -1544,6 +1537,37 @@ impl Engine {
             }
         }
         self.settle(waiter, reply);
+    }
+
+    /// Begin a stop of `ids` the way a stop command does: every running process
+    /// that requires one of them gets a held stop, carried out dependents first.
+    /// Returns `ids` in the order to stop them (their own stops are the caller's).
+    fn stop_dependents_first(&mut self, ids: Vec<ProcId>) -> Vec<ProcId> {
+        let requested = ids.len();
+        let mut ids = self.with_dependents(ids);
+        for id in ids.split_off(requested) {
+            if self.procs[&id].held == Some(Held::Start) {
+                self.withdraw_start(id);
+            } else if self.procs[&id].machine.state().is_running() {
+                self.hold_stop(id);
+            }
+        }
+        ids
+    }
+
+    /// Stop `id` as a stop command would (`healthcheck_action=stop`): what
+    /// requires it stops first, in reverse dependency order, then `id` itself.
+    fn request_stop(&mut self, id: ProcId) {
+        self.stop_dependents_first(vec![id]);
+        let Some(p) = self.procs.get(&id) else { return };
+        if p.held.is_some() || !p.machine.state().is_running() {
+            return;
+        }
+        if self.stop_gate(id) {
+            self.feed(id, Event::Stop);
+        } else {
+            self.hold_stop(id);
+        }
     }
 
     /// A held start is given up (a stop request, shutdown): it stays stopped.
@@ -2211,19 +2235,25 @@ impl Engine {
         let mut i = info::process_info(&p.group, &p.cfg, &p.machine, &p.output, wall_now());
         i.oom_kills = p.oom_kills;
         i.cgroup = p.placed.then(|| self.cgroups.path(Self::cg_target(p)));
-        if matches!(i.state, ProcessState::Starting | ProcessState::Running) {
-            let c = &p.checks;
-            let extra = [
+        let c = &p.checks;
+        let health = c.unhealthy.as_ref().map(|r| format!("unhealthy: {r}"));
+        let extra = match i.state {
+            ProcessState::Starting | ProcessState::Running => vec![
                 c.status.as_ref().map(|s| format!("status: {s}")),
                 c.reloading.then(|| "reloading".to_string()),
-                c.unhealthy.as_ref().map(|r| format!("unhealthy: {r}")),
-            ];
-            for part in extra.into_iter().flatten() {
-                if !i.description.is_empty() {
-                    i.description.push_str(", ");
-                }
-                i.description.push_str(&part);
+                c.stopping.then(|| "stopping".to_string()),
+                // A STARTING process is a new run: the last one's health is not its own.
+                health.filter(|_| i.state == ProcessState::Running),
+            ],
+            // supervisord shows only the stop time; why corrald stopped it follows.
+            ProcessState::Stopped | ProcessState::Exited => vec![health],
+            _ => vec![],
+        };
+        for part in extra.into_iter().flatten() {
+            if !i.description.is_empty() {
+                i.description.push_str(", ");
             }
+            i.description.push_str(&part);
         }
         if p.last_oom && matches!(i.state, ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal)
         {
@@ -2305,11 +2335,15 @@ impl Engine {
         }
         if t.to != ProcessState::Running {
             c.failures = 0;
+        } else {
+            // The reason a stop or restart was made for stays visible until
+            // the next successful start.
             c.unhealthy = None;
         }
         if !matches!(t.to, ProcessState::Starting | ProcessState::Running) {
             c.status = None;
             c.reloading = false;
+            c.stopping = false;
         }
         if t.to == ProcessState::Running {
             if let Some(h) = &p.cfg.health.healthcheck {
@@ -2462,6 +2496,9 @@ impl Engine {
         match p.machine.state() {
             ProcessState::Starting => match result {
                 Ok(()) => self.feed(id, Event::Ready),
+                // An `fd:N` pipe reports once: closed without a newline, the program
+                // can never say it is ready, so the start has failed now (as s6 sees it).
+                Err(why) if matches!(p.cfg.health.ready, Readiness::Fd(_)) => self.feed(id, Event::Fail(why)),
                 Err(why) => {
                     if p.checks.last_error.as_ref() != Some(&why) {
                         tracing::debug!("{} is not ready yet: {why}", p.cfg.name);
@@ -2493,9 +2530,9 @@ impl Engine {
                             self.report_unhealthy(id, why.clone());
                             match h.action {
                                 HealthAction::Restart => {
-                                    self.feed(id, Event::Fail(format!("health check failed: {why}")))
+                                    self.feed(id, Event::Fail(format!("unhealthy: {why}")))
                                 }
-                                HealthAction::Stop => self.feed(id, Event::Stop),
+                                HealthAction::Stop => self.request_stop(id),
                                 HealthAction::None => {}
                             }
                         }
@@ -2568,7 +2605,13 @@ impl Engine {
                     }
                 }
                 NotifyMsg::Status(text) => p.checks.status = (!text.is_empty()).then_some(text),
-                NotifyMsg::Stopping => tracing::info!("{} reports it is stopping", p.cfg.name),
+                NotifyMsg::Stopping => {
+                    // As systemd: only shown; the state stays supervisord's until it exits.
+                    if !p.checks.stopping {
+                        tracing::info!("{} reports it is stopping", p.cfg.name);
+                    }
+                    p.checks.stopping = true;
+                }
                 NotifyMsg::Reloading => p.checks.reloading = true,
                 NotifyMsg::Watchdog => self.feed(id, Event::WatchdogPing),
                 NotifyMsg::WatchdogTrigger => {

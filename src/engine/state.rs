@@ -577,7 +577,12 @@ impl Machine {
                 // A short run: wait as `backoff=` says before restarting, in BACKOFF.
                 self.crashes += 1;
                 let delay = cfg.restart.delay(self.crashes);
-                self.spawnerr = format!("exited ({text}) after {} s; restarting in {delay} s", ran.as_secs());
+                // A kill the daemon decided on keeps its reason visible while the restart waits.
+                let why = match &abort {
+                    Some(reason) => format!("{text}; {reason}"),
+                    None => text,
+                };
+                self.spawnerr = format!("exited ({why}) after {} s; restarting in {delay} s", ran.as_secs());
                 self.deadline = Some(now.mono + Duration::from_secs(delay));
                 self.change(ProcessState::Backoff, None, out);
             }
@@ -1295,6 +1300,11 @@ mod tests {
             t.fire();
             let a = t.ev(Event::Exited(ExitStatus::Signal { signal: 9, core: false }));
             assert_eq!(states(&a), vec![(Running, Exited), (Exited, Backoff)]);
+            // The wait says why the program was killed, not only how it ended.
+            assert_eq!(
+                t.m.spawnerr,
+                "exited (terminated by SIGKILL; watchdog: no WATCHDOG=1 within 2 s) after 2 s; restarting in 1 s"
+            );
         }
 
         #[test]
