@@ -50,7 +50,8 @@ stderr_logfile={dir}/writer.err
 [program:stubborn]
 command=sh -c 'trap \"\" TERM; while :; do sleep 1; done'
 autostart=false
-startsecs=0
+; RUNNING only after a second, when the shell has long set its trap (the shutdown below relies on it)
+startsecs=1
 stopwaitsecs=3
 
 [group:grp]
