@@ -342,10 +342,8 @@ fn user_directory_and_umask_apply_to_the_child() {
 /// The descriptors a running program holds, read from `/proc/PID/fd`.
 fn open_fds_of(d: &Daemon, name: &str) -> Vec<i32> {
     let dir = format!("/proc/{}/fd", d.pid(name));
-    let mut fds: Vec<i32> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let mut fds: Vec<i32> =
+        std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     fds.sort();
     fds
 }

@@ -97,6 +97,8 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
     let mut groups = groups_from_parser(&mut p)?;
     for group in &mut groups {
         for proc in &mut group.processes {
+            // Not shared yet: make_mut changes it in place.
+            let proc = std::sync::Arc::make_mut(proc);
             let mut merged = supervisord.environment.clone();
             for (k, v) in std::mem::take(&mut proc.environment) {
                 match merged.iter_mut().find(|(mk, _)| *mk == k) {

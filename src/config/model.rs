@@ -4,6 +4,7 @@
 //! re-parses strings. Field names follow supervisord's option names.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A whole, validated configuration (the main file plus its includes).
 #[derive(Debug, Clone, PartialEq)]
@@ -238,8 +239,9 @@ pub struct GroupConfig {
     pub priority: i32,
     /// Section kind.
     pub kind: GroupKind,
-    /// Processes, sorted by (priority, name).
-    pub processes: Vec<ProcessConfig>,
+    /// Processes, sorted by (priority, name). Shared, not copied, by the engine's
+    /// process records and by every clone of the configuration.
+    pub processes: Vec<Arc<ProcessConfig>>,
     /// corral: limits shared by every process of the group (the group's cgroup).
     pub limits: Limits,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::error::ConfigError;
 use super::expand::{expand, put, Expansions};
@@ -19,6 +20,10 @@ const DEFAULT_RESULT_HANDLER: &str = "supervisor.dispatchers:default_handler";
 
 fn sections_with(p: &Parser, prefix: &str) -> Vec<String> {
     p.ini.sections.iter().map(|s| s.name.clone()).filter(|n| n.starts_with(prefix)).collect()
+}
+
+fn shared(processes: Vec<ProcessConfig>) -> Vec<Arc<ProcessConfig>> {
+    processes.into_iter().map(Arc::new).collect()
 }
 
 fn suffix_of(section: &str) -> &str {
@@ -75,7 +80,13 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
         }
         let limits = parse_limits(p, &section)?;
         sort_processes(&mut processes);
-        groups.push(GroupConfig { name, priority, kind: GroupKind::Program, processes, limits });
+        groups.push(GroupConfig {
+            name,
+            priority,
+            kind: GroupKind::Program,
+            processes: shared(processes),
+            limits,
+        });
     }
 
     for section in sections_with(p, "program:") {
@@ -91,7 +102,7 @@ pub fn groups_from_parser(p: &mut Parser) -> Result<Vec<GroupConfig>, ConfigErro
             name,
             priority,
             kind: GroupKind::Program,
-            processes,
+            processes: shared(processes),
             limits: Limits::default(),
         });
     }
@@ -299,7 +310,7 @@ fn event_listener_pool(p: &mut Parser, section: &str) -> Result<GroupConfig, Con
             buffer_size: buffer_size as usize,
             result_handler,
         }),
-        processes,
+        processes: shared(processes),
         limits: Limits::default(),
     })
 }
@@ -346,7 +357,13 @@ fn fcgi_group(p: &mut Parser, section: &str) -> Result<GroupConfig, ConfigError>
     let config = parse_fcgi_socket(p, &socket, proc_uid, socket_owner, socket_mode, socket_backlog)
         .map_err(|m| p.error_at(section, "socket", format!("{m} in [{section}] socket")))?;
     let processes = processes_from_section(p, section, &name)?;
-    Ok(GroupConfig { name, priority, kind: GroupKind::Fcgi(config), processes, limits: Limits::default() })
+    Ok(GroupConfig {
+        name,
+        priority,
+        kind: GroupKind::Fcgi(config),
+        processes: shared(processes),
+        limits: Limits::default(),
+    })
 }
 
 /// supervisord's `parse_fcgi_socket`, including the tuple-shaped messages
@@ -541,7 +558,8 @@ fn process_section(
 
     let section_file = p.ini.section(s).map(|x| x.file).unwrap_or(0);
     let source_file = p.path_of(section_file);
-    let mut processes = Vec::new();
+    // Exactly sized: a ProcessConfig is large and most programs have one process.
+    let mut processes = Vec::with_capacity(usize::try_from(numprocs).unwrap_or(1).min(1024));
     for process_num in numprocs_start..numprocs_start.saturating_add(numprocs) {
         let mut exp = common.clone();
         exp.insert("process_num".into(), PyValue::Int(process_num));

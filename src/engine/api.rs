@@ -268,7 +268,7 @@ pub struct ConfigInfo {
     /// Whether the group is active (added).
     pub inuse: bool,
     /// The process configuration.
-    pub process: ProcessConfig,
+    pub process: std::sync::Arc<ProcessConfig>,
     /// The resolved stdout log path (`None` for NONE; AUTO resolved when active).
     pub stdout_logfile: LogName,
     /// The resolved stderr log path.

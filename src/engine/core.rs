@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{kill, Signal};
@@ -35,7 +36,8 @@ pub type ProcId = u64;
 /// One supervised process: its configuration, lifecycle and plumbing.
 pub(crate) struct Proc {
     pub group: String,
-    pub cfg: ProcessConfig,
+    /// Shared with the configuration the engine holds.
+    pub cfg: Arc<ProcessConfig>,
     pub machine: Machine,
     /// The deadline currently registered in the timer set.
     armed: Option<Instant>,
@@ -85,7 +87,7 @@ fn has_deps(cfg: &ProcessConfig) -> bool {
 }
 
 impl Proc {
-    fn new(group: &str, cfg: &ProcessConfig, output: Output) -> Proc {
+    fn new(group: &str, cfg: &Arc<ProcessConfig>, output: Output) -> Proc {
         Proc {
             group: group.to_string(),
             cfg: cfg.clone(),
@@ -1825,7 +1827,7 @@ impl Engine {
                 .map_err(|e| Fault::new(FaultCode::Failed, e.to_string()))?;
         }
         let p = self.procs.get_mut(&id).expect("found");
-        let old = std::mem::replace(&mut p.cfg.limits, limits.clone());
+        let old = std::mem::replace(&mut Arc::make_mut(&mut p.cfg).limits, limits.clone());
         tracing::info!("limits of {} changed: {}", p.cfg.name, crate::config::describe_limits(&limits));
         let notice = Notice::LimitsChanged {
             group: p.group.clone(),
@@ -2651,7 +2653,7 @@ fn without_limits(g: &GroupConfig) -> GroupConfig {
     let mut g = g.clone();
     g.limits = Default::default();
     for p in &mut g.processes {
-        p.limits = Default::default();
+        std::sync::Arc::make_mut(p).limits = Default::default();
     }
     g
 }
