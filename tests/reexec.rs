@@ -560,3 +560,69 @@ fn health_checks_go_on_after_a_reexec() {
     wait_for("the resumed health check to notice", DEADLINE, || description().contains("unhealthy"));
     assert_eq!(d.pid("svc"), pid, "a failing check with action none restarted the program");
 }
+
+#[test]
+fn stdin_a_program_has_not_read_yet_is_carried_across_a_reexec_in_order() {
+    // The program reads nothing until `go` exists: the first write fills its pipe
+    // and the rest waits in the daemon's backlog when the re-exec happens.
+    let d = Daemon::start(
+        "[program:echo]\ncommand=sh -c 'while [ ! -e {dir}/go ]; do sleep 0.05; done; exec cat'\n\
+         stdout_logfile={dir}/echo.log\nstartsecs=0\n",
+    );
+    d.wait_state("echo", "RUNNING");
+    let numbered = |from: usize, n: usize| (from..from + n).map(|i| format!("{i:07}\n")).collect::<String>();
+    let mut expected = numbered(0, 32 * 1024);
+    d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&expected)]);
+    for i in 0..50 {
+        let line = numbered(32 * 1024 + i, 1);
+        d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&line)]);
+        expected.push_str(&line);
+    }
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    d.wait_answering();
+    let after = numbered(32 * 1024 + 50, 1);
+    d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&after)]);
+    expected.push_str(&after);
+    std::fs::write(d.path("go"), "").expect("let the program read");
+    let log = d.path("echo.log");
+    wait_for("everything to come back", DEADLINE, || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() >= expected.len() as u64)
+    });
+    let got = std::fs::read_to_string(&log).expect("read log");
+    assert!(got == expected, "nothing lost or reordered ({} of {} bytes)", got.len(), expected.len());
+}
+
+#[test]
+fn journal_lines_are_all_sent_around_a_reexec() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = DatagramSink::bind(dir.path(), "journal.sock");
+    let text = format!(
+        "{}[program:counter]\ncommand=sh -c 'i=0; while :; do echo $i; i=$((i+1)); sleep 0.002; done'\n\
+         stdout_logfile=journal\nstartsecs=0\n",
+        preamble(dir.path())
+    );
+    let path = journal.path.display().to_string();
+    let d = Daemon::spawn_with(dir, &text, &[("CORRAL_JOURNAL_SOCKET", &path)], &[]);
+    d.wait_answering();
+    d.wait_state("counter", "RUNNING");
+    let message = |datagram: &[u8]| -> Option<u64> {
+        let text = String::from_utf8_lossy(datagram);
+        text.lines().find_map(|l| l.strip_prefix("MESSAGE=")).and_then(|m| m.parse().ok())
+    };
+    let collect = |lines: &mut Vec<u64>, what: &str, want: usize| {
+        while lines.len() < want {
+            let d = journal.recv_until(what, |d| message(d).is_some());
+            lines.extend(message(&d));
+        }
+    };
+    let mut lines = Vec::new();
+    collect(&mut lines, "a few lines", 20);
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    let at_reexec = lines.len();
+    collect(&mut lines, "lines after the re-exec", at_reexec + 300);
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "no journal line lost or repeated around the re-exec");
+    }
+}

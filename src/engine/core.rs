@@ -21,6 +21,7 @@ use super::info;
 use super::orphans::{self, watch_orphan};
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
+use super::stdin::StdinError;
 use crate::cgroup::{self, Backend, OomWatch};
 use crate::config::{
     Config, GroupConfig, GroupKind, HealthAction, KillMode, Probe, ProcessConfig, Readiness,
@@ -1068,8 +1069,15 @@ impl Engine {
         };
         match spawn::spawn(req) {
             Ok(child) => {
-                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, &child.stdin); // events
-                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, Some(&child.stdin)); // events
+                p.output.attach(
+                    &p.cfg,
+                    child.pid,
+                    Some(child.stdout),
+                    child.stderr,
+                    Some(child.stdin),
+                    hooks,
+                );
                 self.by_pid.insert(child.pid, id);
                 // Only the child keeps the write end, so the pipe closes when it dies.
                 if let Some((r, _w)) = ready_pipe {
@@ -1294,7 +1302,10 @@ impl Engine {
                     if p.machine.pid == 0 || p.machine.state() == ProcessState::Stopping {
                         return Err(Fault::new(FaultCode::NotRunning, name));
                     }
-                    p.output.send_stdin(data).map_err(|_| Fault::new(FaultCode::NoFile, name))
+                    p.output.send_stdin(&data).map_err(|e| match e {
+                        StdinError::Closed => Fault::new(FaultCode::NoFile, name),
+                        e => Fault::new(FaultCode::Failed, format!("{name}: {e}")),
+                    })
                 });
                 let _ = r.send(res);
             }
@@ -2012,8 +2023,8 @@ impl Engine {
                     continue;
                 }
                 let Some(p) = self.procs.get_mut(&id) else { continue };
-                let (pipes, readers) = p.output.take_pipes();
-                state.add_readers(readers);
+                let (pipes, readers, sinks) = p.output.take_pipes();
+                state.add_readers(readers, sinks);
                 let (stdout_auto, stderr_auto) = p.output.auto_paths();
                 let saved = SavedProcess {
                     group: p.group.clone(),
@@ -2024,6 +2035,7 @@ impl Engine {
                     stdout: pipes.stdout.map(|fd| state.keep(fd)),
                     stderr: pipes.stderr.map(|fd| state.keep(fd)),
                     stdin: pipes.stdin.map(|fd| state.keep(fd)),
+                    stdin_pending: pipes.stdin_pending,
                     drain: p.draining.as_ref().map(|d| d.status.into()),
                     orphan: p.orphan && p.machine.pid != 0,
                     stdout_auto,
@@ -2089,16 +2101,13 @@ impl Engine {
                         tracing::warn!("{}: cannot watch adopted pid {pid}: {e}", p.cfg.name);
                     }
                 }
-                match (stdout, stdin) {
-                    (Some(out), Some(input)) => {
-                        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
-                        p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
-                    }
-                    _ => tracing::warn!(
-                        "{}: output pipes were not handed over; output not captured",
-                        p.cfg.name
-                    ),
+                if stdout.is_none() && stderr.is_none() {
+                    // Closed by the program itself (or never handed over): nothing to read.
+                    tracing::debug!("{}: no output pipe was handed over", p.cfg.name);
                 }
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+                p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
+                p.output.restore_stdin(sp.stdin_pending);
             }
             if let Some(status) = sp.drain {
                 self.start_drain(id, status.into());
@@ -2189,14 +2198,15 @@ impl Engine {
         let stdout = orphans::reopen_pipe(pid, 1, false);
         let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
         let stdin = orphans::reopen_pipe(pid, 0, true);
-        let note = match (stdout, stdin) {
-            (Some(out), Some(input)) => {
-                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
-                p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
-                "output written while no corrald was running is lost"
-            }
-            _ => "output not captured after adoption",
+        // Whatever the program still has open is attached: one that closed its
+        // stdin (or stderr) keeps having the rest captured.
+        let note = if stdout.is_some() || stderr.is_some() {
+            "output written while no corrald was running is lost"
+        } else {
+            "output not captured after adoption (the program closed its output pipes)"
         };
+        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+        p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
         tracing::warn!("adopted {} (pid {pid}) left running by a previous corrald; {note}", p.cfg.name);
         p.output.mark(&format!("corrald: adopted pid {pid} after an unclean daemon exit; {note}\n"));
         true
