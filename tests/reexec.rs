@@ -393,6 +393,46 @@ fn after_a_crash_adopt_orphans_takes_the_programs_over_with_their_pids() {
 }
 
 #[test]
+fn an_adopted_program_keeps_its_auto_log_and_its_output_even_with_stdin_closed() {
+    if !cgroups_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let identifier = format!(
+        "test-{}",
+        dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("x").trim_start_matches('.')
+    );
+    let programs = "[program:counter]\n\
+        command=sh -c 'exec 0<&-; trap \"\" PIPE; i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done'\n\
+        stdout_logfile=AUTO\nstartsecs=0\n";
+    let text = format!("{}{programs}", preamble(dir.path()))
+        .replace("[supervisord]\n", "[supervisord]\nadopt_orphans=true\n");
+    let mut d = Daemon::start_with(dir, &text);
+    d.wait_state("counter", "RUNNING");
+    let counter = d.pid("counter");
+    let log_path = |d: &Daemon| PathBuf::from(str_of(&d.info("counter")["stdout_logfile"]));
+    let log = log_path(&d);
+    wait_for("the counter to be logging", DEADLINE, || counter_lines(&log).len() >= 10);
+    // The AUTO log of a program that is not there to adopt is cleaned up as usual.
+    let stale = d.path(&format!("gone-stdout---{identifier}-abcdefgh.log"));
+    std::fs::write(&stale, "old\n").expect("stale AUTO log");
+    let before = counter_lines(&log).len();
+
+    crash_and_restart(&mut d, None);
+
+    assert_eq!(d.pid("counter"), counter, "adopted");
+    assert_eq!(log_path(&d), log, "its AUTO log goes on in the same file");
+    assert!(counter_lines(&log).len() >= before, "what it logged before the crash is kept");
+    assert!(!stale.exists(), "other AUTO logs are cleaned up");
+    let text_now = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the adoption to be marked", DEADLINE, || text_now().contains("corrald: adopted pid"));
+    let marked_at = text_now().len();
+    wait_for("its output to be captured again although its stdin is closed", DEADLINE, || {
+        text_now()[marked_at..].lines().filter(|l| l.trim().parse::<u64>().is_ok()).count() >= 10
+    });
+}
+
+#[test]
 fn after_a_crash_without_adoption_the_programs_are_replaced_and_none_survives() {
     if !cgroups_usable() {
         return;

@@ -258,8 +258,9 @@ fn run(
             config::MessageLevel::Warn => tracing::warn!("{}", m.text),
         }
     }
-    // The AUTO logs of programs handed over by a re-exec are still being written.
-    if !sd.nocleanup && inherited.is_none() {
+    // The AUTO logs of programs handed over by a re-exec are still being written; with
+    // adopt_orphans the engine cleans up once it knows which programs it takes over.
+    if !sd.nocleanup && inherited.is_none() && !sd.adopt_orphans {
         match corral::logs::auto::cleanup_auto_logs(&sd.childlogdir, &sd.identifier) {
             Ok(failed) => {
                 for (p, e) in failed {

@@ -485,6 +485,9 @@ impl Engine {
         }
         if std::mem::take(&mut self.scan_orphans) {
             self.adopt_left_running();
+            if !self.config.supervisord.nocleanup {
+                self.cleanup_auto_logs();
+            }
         }
         self.resume_checks();
         self.notify(Notice::Mood(Mood::Running));
@@ -2159,6 +2162,29 @@ impl Engine {
         }
     }
 
+    /// Delete the AUTO logs of earlier runs, as a fresh start does, but keep those
+    /// of the programs just adopted: they go on in the same files.
+    fn cleanup_auto_logs(&self) {
+        let sd = &self.config.supervisord;
+        let in_use: Vec<PathBuf> = self
+            .procs
+            .values()
+            .flat_map(|p| {
+                let (out, err) = p.output.auto_paths();
+                [out, err]
+            })
+            .flatten()
+            .collect();
+        match crate::logs::auto::cleanup_auto_logs_except(&sd.childlogdir, &sd.identifier, &in_use) {
+            Ok(failed) => {
+                for (p, e) in failed {
+                    tracing::warn!("Failed to clean up {}: {e}", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
     /// Take over one program from its leaf; false when there is nothing to adopt.
     fn adopt_orphan(&mut self, id: ProcId) -> bool {
         let p = &self.procs[&id];
@@ -2198,6 +2224,21 @@ impl Engine {
         let stdout = orphans::reopen_pipe(pid, 1, false);
         let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
         let stdin = orphans::reopen_pipe(pid, 0, true);
+        // An AUTO log goes on in the file the previous daemon wrote (kept by the cleanup).
+        let sd = &self.config.supervisord;
+        let (fresh_out, fresh_err) = p.output.auto_paths();
+        let old = |fresh: Option<PathBuf>, channel| {
+            let fresh = fresh?;
+            crate::logs::auto::latest_auto_log(
+                &sd.childlogdir,
+                &p.cfg.name,
+                channel,
+                &sd.identifier,
+                Some(&fresh),
+            )
+        };
+        let (old_out, old_err) = (old(fresh_out, Channel::Stdout), old(fresh_err, Channel::Stderr));
+        p.output.reuse_auto_paths(old_out, old_err);
         // Whatever the program still has open is attached: one that closed its
         // stdin (or stderr) keeps having the rest captured.
         let note = if stdout.is_some() || stderr.is_some() {
