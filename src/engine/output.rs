@@ -264,8 +264,10 @@ impl Output {
     pub fn write_stderr(&mut self, p: &ProcessConfig, data: &[u8]) {
         let sink = if p.redirect_stderr { &mut self.stdout } else { &mut self.stderr };
         if let Some(f) = sink.open() {
-            if let Err(e) = lock(&f).write(data) {
-                tracing::warn!("{e}");
+            match lock(&f).write(data) {
+                Ok(None) => {}
+                Ok(Some(resumed)) => tracing::warn!("{resumed}"),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
     }
@@ -275,8 +277,10 @@ impl Output {
     pub fn mark(&mut self, text: &str) {
         for sink in [&mut self.stdout, &mut self.stderr] {
             if let Some(f) = sink.open() {
-                if let Err(e) = lock(&f).write(text.as_bytes()) {
-                    tracing::warn!("{e}");
+                match lock(&f).write(text.as_bytes()) {
+                    Ok(None) => {}
+                    Ok(Some(resumed)) => tracing::warn!("{resumed}"),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }
         }
