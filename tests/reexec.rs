@@ -130,6 +130,34 @@ fn reexec_of_an_upgraded_binary_keeps_every_program_and_loses_no_output() {
 }
 
 #[test]
+fn reexec_follows_a_symlink_switched_by_an_upgrade() {
+    // /opt-style layout: bin/corrald -> v1/corrald; the upgrade installs v2 and
+    // switches the link. The daemon was started as bin/corrald, so that runs next.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v1 = install_binary(&dir.path().join("v1"));
+    let v2_dir = dir.path().join("v2");
+    std::fs::create_dir_all(&v2_dir).expect("v2 dir");
+    let v2 = v2_dir.join("corrald");
+    std::fs::copy(env!("CARGO_BIN_EXE_corrald"), &v2).expect("copy v2");
+    let link = dir.path().join("corrald");
+    std::os::unix::fs::symlink(&v1, &link).expect("link to v1");
+    let d = start_installed(dir, &link, "[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let (daemon, pid) = (d.daemon_pid(), d.pid("a"));
+    assert_eq!(exe_inode(daemon), std::fs::metadata(&v1).expect("v1").ino());
+
+    let next = d.path("corrald.next");
+    std::os::unix::fs::symlink(&v2, &next).expect("new link");
+    std::fs::rename(&next, &link).expect("switch the link");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+
+    let v2_inode = std::fs::metadata(&v2).expect("v2").ino();
+    wait_for("corrald to run the binary the link now points to", DEADLINE, || exe_inode(daemon) == v2_inode);
+    d.wait_answering();
+    assert_eq!(d.pid("a"), pid);
+}
+
+#[test]
 fn reexec_of_an_unusable_binary_is_refused_and_nothing_changes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let binary = install_binary(dir.path());
