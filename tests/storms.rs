@@ -236,3 +236,33 @@ fn an_event_listener_that_never_reads_its_stdin_does_not_block_the_engine() {
     d.call("supervisor.stopProcess", vec![s("deaf")]);
     assert_eq!(d.state("deaf"), "STOPPED");
 }
+
+#[test]
+fn a_journal_that_stops_reading_slows_only_the_program_writing_to_it() {
+    // A datagram socket nobody reads: once its queue is full every send waits,
+    // as it would on a stalled journald. Both channels of two programs go there,
+    // more sinks than the daemon has worker threads.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("journal.sock");
+    let _socket = std::os::unix::net::UnixDatagram::bind(&journal).expect("bind");
+    let flood = "command=sh -c 'while :; do echo out; echo err >&2; done'\nstdout_logfile=journal\n\
+                 stderr_logfile=journal\nstartsecs=0\n";
+    let text = format!(
+        "{}[program:a]\n{flood}\n[program:b]\n{flood}\n[program:c]\ncommand=sleep 100000\nstartsecs=0\n",
+        preamble(dir.path())
+    );
+    let path = journal.display().to_string();
+    let d = Daemon::spawn_with(dir, &text, &[("CORRAL_JOURNAL_SOCKET", &path)], &[]);
+    d.wait_answering();
+    d.wait_state("a", "RUNNING");
+    d.wait_state("b", "RUNNING");
+    // The queue is full long before this; the daemon answers and acts all the same.
+    for _ in 0..20 {
+        let state = struct_of(d.call("supervisor.getState", vec![]));
+        assert_eq!(str_of(&state["statename"]), "RUNNING");
+    }
+    d.call("supervisor.stopProcess", vec![s("c")]);
+    assert_eq!(d.state("c"), "STOPPED");
+    d.call("supervisor.startProcess", vec![s("c")]);
+    assert_eq!(d.state("c"), "RUNNING");
+}

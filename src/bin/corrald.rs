@@ -319,6 +319,9 @@ fn run(
         .build()
         .context("starting the async runtime")?;
     let result = rt.block_on(serve(cfg, path, main_log, dbus, notifier, relaunch, inherited));
+    // Tasks still running now are cut short, but a thread blocked on a stalled journal
+    // (a line sink's send) is not waited for beyond this.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }

@@ -267,6 +267,17 @@ impl LineSink {
     }
 }
 
+/// Runs a send that waits while the journal's (or syslog's) queue is full. On a
+/// multi-threaded runtime (the daemon's) the worker thread hands its other tasks,
+/// the engine among them, to another thread meanwhile, so a stalled journal slows
+/// only the program writing to it.
+fn may_block<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The events hook for a pipe reader whose channel also goes to a [`LineSink`]
 /// (journald or syslog): every output chunk becomes lines, then the event goes on to `downstream`
 /// (event listeners) as if it had been sent there directly: `Log` chunks only
@@ -289,7 +300,7 @@ pub fn line_sink_hook<T: Clone + Send + 'static>(
         while let Some(ev) = rx.recv().await {
             let wanted = match &ev.kind {
                 OutputEventKind::Log(data) => {
-                    if let Err(e) = sink.write(data) {
+                    if let Err(e) = may_block(|| sink.write(data)) {
                         tracing::error!("{name}: {e}");
                     }
                     downstream.as_ref().is_some_and(|d| d.log_events)
@@ -301,7 +312,7 @@ pub fn line_sink_hook<T: Clone + Send + 'static>(
                 let _ = d.tx.send(ev).await;
             }
         }
-        if let Err(e) = sink.flush() {
+        if let Err(e) = may_block(|| sink.flush()) {
             tracing::error!("{name}: {e}");
         }
     });
