@@ -37,6 +37,7 @@ import tempfile
 import time
 import xmlrpc.client
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ left behind
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402  (the helpers: XML-RPC over the socket, /proc readings, cleanup)
 
