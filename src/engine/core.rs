@@ -2166,15 +2166,7 @@ impl Engine {
     /// of the programs just adopted: they go on in the same files.
     fn cleanup_auto_logs(&self) {
         let sd = &self.config.supervisord;
-        let in_use: Vec<PathBuf> = self
-            .procs
-            .values()
-            .flat_map(|p| {
-                let (out, err) = p.output.auto_paths();
-                [out, err]
-            })
-            .flatten()
-            .collect();
+        let in_use = self.auto_logs_in_use();
         match crate::logs::auto::cleanup_auto_logs_except(&sd.childlogdir, &sd.identifier, &in_use) {
             Ok(failed) => {
                 for (p, e) in failed {
@@ -2183,6 +2175,18 @@ impl Engine {
             }
             Err(e) => tracing::warn!("{e}"),
         }
+    }
+
+    /// The AUTO log files the processes write now.
+    fn auto_logs_in_use(&self) -> Vec<PathBuf> {
+        self.procs
+            .values()
+            .flat_map(|p| {
+                let (out, err) = p.output.auto_paths();
+                [out, err]
+            })
+            .flatten()
+            .collect()
     }
 
     /// Take over one program from its leaf; false when there is nothing to adopt.
@@ -2221,21 +2225,21 @@ impl Engine {
         let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
         let _ = p.oom.check(self.cgroups.as_ref(), target);
         self.by_pid.insert(pid, id);
-        let stdout = orphans::reopen_pipe(pid, 1, false);
-        let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
+        // With redirect_stderr both descriptors are the one stdout pipe: either will do.
+        let (stdout, stderr) = if p.cfg.redirect_stderr {
+            (orphans::reopen_pipe(pid, 1, false).or_else(|| orphans::reopen_pipe(pid, 2, false)), None)
+        } else {
+            (orphans::reopen_pipe(pid, 1, false), orphans::reopen_pipe(pid, 2, false))
+        };
         let stdin = orphans::reopen_pipe(pid, 0, true);
         // An AUTO log goes on in the file the previous daemon wrote (kept by the cleanup).
+        let in_use = self.auto_logs_in_use();
         let sd = &self.config.supervisord;
+        let Some(p) = self.procs.get_mut(&id) else { return false };
         let (fresh_out, fresh_err) = p.output.auto_paths();
         let old = |fresh: Option<PathBuf>, channel| {
-            let fresh = fresh?;
-            crate::logs::auto::latest_auto_log(
-                &sd.childlogdir,
-                &p.cfg.name,
-                channel,
-                &sd.identifier,
-                Some(&fresh),
-            )
+            fresh?;
+            crate::logs::auto::latest_auto_log(&sd.childlogdir, &p.cfg.name, channel, &sd.identifier, &in_use)
         };
         let (old_out, old_err) = (old(fresh_out, Channel::Stdout), old(fresh_err, Channel::Stderr));
         p.output.reuse_auto_paths(old_out, old_err);

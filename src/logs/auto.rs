@@ -147,13 +147,15 @@ pub fn cleanup_auto_logs_except(
 
 /// The AUTO log a previous daemon wrote for `process_name`'s `channel`: the most
 /// recently modified file named as [`auto_log_path`] names them (backups aside),
-/// other than `except` (the file just made for this daemon).
+/// other than those in `except` (the files this daemon uses already). Processes of
+/// the same name in different groups share the name pattern, so for them the
+/// choice is the newest file.
 pub fn latest_auto_log(
     childlogdir: &Path,
     process_name: &str,
     channel: Channel,
     identifier: &str,
-    except: Option<&Path>,
+    except: &[PathBuf],
 ) -> Option<PathBuf> {
     let prefix = format!("{process_name}-{}---{identifier}-", channel.as_str());
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
@@ -168,7 +170,7 @@ pub fn latest_auto_log(
             continue;
         }
         let path = entry.path();
-        if except == Some(path.as_path()) {
+        if except.contains(&path) {
             continue;
         }
         let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else { continue };
@@ -264,9 +266,9 @@ mod tests {
             std::fs::write(dir.path().join(other), b"x").expect("seed");
         }
         let fresh = auto_log_path(dir.path(), "web", Channel::Stdout, "supervisor").expect("create");
-        let found = latest_auto_log(dir.path(), "web", Channel::Stdout, "supervisor", Some(&fresh));
+        let found = latest_auto_log(dir.path(), "web", Channel::Stdout, "supervisor", &[fresh]);
         assert_eq!(found, Some(old));
-        assert_eq!(latest_auto_log(dir.path(), "db", Channel::Stdout, "supervisor", None), None);
+        assert_eq!(latest_auto_log(dir.path(), "db", Channel::Stdout, "supervisor", &[]), None);
     }
 
     #[test]
