@@ -52,11 +52,19 @@ fn cgroup_of(d: &Daemon, name: &str) -> String {
 /// A shell with a background child and a double-forked, setsid'd daemon.
 const ESCAPER: &str = "sh -c 'sleep 1001 & setsid sh -c \"sleep 1002 &\"; exec sleep 1003'";
 
+/// The escaper's tree once it has settled: its three `sleep`s (the shells in
+/// between exec or exit on their own, so they are not waited for).
 fn wait_for_tree(d: &Daemon, name: &str) -> (String, Vec<i32>) {
     d.wait_state(name, "RUNNING");
     let path = cgroup_of(d, name);
-    wait_for("the whole tree in the cgroup", DEADLINE, || processes_in(&path).len() >= 3);
-    let pids = processes_in(&path);
+    let sleeps = || {
+        processes_in(&path)
+            .into_iter()
+            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
+            .collect::<Vec<i32>>()
+    };
+    wait_for("the three sleeps of the tree in the cgroup", DEADLINE, || sleeps().len() >= 3);
+    let pids = sleeps();
     (path, pids)
 }
 

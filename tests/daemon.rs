@@ -123,15 +123,15 @@ fn rotation_keeps_exactly_backups_files() {
          stdout_logfile={dir}/chatty.log\nstdout_logfile_maxbytes=10KB\nstdout_logfile_backups=3\nstartsecs=0\n",
     );
     let base = d.path("chatty.log");
-    // The last write may itself trigger a rotation, leaving it in `.1`.
-    wait_for("the last line to be logged", DEADLINE, || {
-        [base.clone(), d.path("chatty.log.1")]
-            .iter()
-            .any(|p| std::fs::read_to_string(p).map(|s| s.contains("line-19999-")).unwrap_or(false))
+    // The last write may itself trigger a rotation, leaving it in `.1`; a rotation
+    // renames `.2` to `.3` before `.1` to `.2`, so the backups are checked once it is over.
+    let backups = || (1..=3).all(|n| d.path(&format!("chatty.log.{n}")).exists());
+    wait_for("the last line to be logged, and every backup in place", DEADLINE, || {
+        backups()
+            && [base.clone(), d.path("chatty.log.1")]
+                .iter()
+                .any(|p| std::fs::read_to_string(p).map(|s| s.contains("line-19999-")).unwrap_or(false))
     });
-    for n in 1..=3 {
-        assert!(d.path(&format!("chatty.log.{n}")).exists(), "backup {n} exists");
-    }
     assert!(!d.path("chatty.log.4").exists(), "no more than 3 backups");
     let size = std::fs::metadata(d.path("chatty.log.1")).unwrap().len();
     // Rotation happens after a write, so a file may exceed maxbytes by one pipe read.

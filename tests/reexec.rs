@@ -130,6 +130,34 @@ fn reexec_of_an_upgraded_binary_keeps_every_program_and_loses_no_output() {
 }
 
 #[test]
+fn reexec_follows_a_symlink_switched_by_an_upgrade() {
+    // /opt-style layout: bin/corrald -> v1/corrald; the upgrade installs v2 and
+    // switches the link. The daemon was started as bin/corrald, so that runs next.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v1 = install_binary(&dir.path().join("v1"));
+    let v2_dir = dir.path().join("v2");
+    std::fs::create_dir_all(&v2_dir).expect("v2 dir");
+    let v2 = v2_dir.join("corrald");
+    std::fs::copy(env!("CARGO_BIN_EXE_corrald"), &v2).expect("copy v2");
+    let link = dir.path().join("corrald");
+    std::os::unix::fs::symlink(&v1, &link).expect("link to v1");
+    let d = start_installed(dir, &link, "[program:a]\ncommand=sleep 100000\nstartsecs=0\n");
+    d.wait_state("a", "RUNNING");
+    let (daemon, pid) = (d.daemon_pid(), d.pid("a"));
+    assert_eq!(exe_inode(daemon), std::fs::metadata(&v1).expect("v1").ino());
+
+    let next = d.path("corrald.next");
+    std::os::unix::fs::symlink(&v2, &next).expect("new link");
+    std::fs::rename(&next, &link).expect("switch the link");
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+
+    let v2_inode = std::fs::metadata(&v2).expect("v2").ino();
+    wait_for("corrald to run the binary the link now points to", DEADLINE, || exe_inode(daemon) == v2_inode);
+    d.wait_answering();
+    assert_eq!(d.pid("a"), pid);
+}
+
+#[test]
 fn reexec_of_an_unusable_binary_is_refused_and_nothing_changes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let binary = install_binary(dir.path());
@@ -393,6 +421,46 @@ fn after_a_crash_adopt_orphans_takes_the_programs_over_with_their_pids() {
 }
 
 #[test]
+fn an_adopted_program_keeps_its_auto_log_and_its_output_even_with_stdin_closed() {
+    if !cgroups_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let identifier = format!(
+        "test-{}",
+        dir.path().file_name().and_then(|n| n.to_str()).unwrap_or("x").trim_start_matches('.')
+    );
+    let programs = "[program:counter]\n\
+        command=sh -c 'exec 0<&-; trap \"\" PIPE; i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done'\n\
+        stdout_logfile=AUTO\nstartsecs=0\n";
+    let text = format!("{}{programs}", preamble(dir.path()))
+        .replace("[supervisord]\n", "[supervisord]\nadopt_orphans=true\n");
+    let mut d = Daemon::start_with(dir, &text);
+    d.wait_state("counter", "RUNNING");
+    let counter = d.pid("counter");
+    let log_path = |d: &Daemon| PathBuf::from(str_of(&d.info("counter")["stdout_logfile"]));
+    let log = log_path(&d);
+    wait_for("the counter to be logging", DEADLINE, || counter_lines(&log).len() >= 10);
+    // The AUTO log of a program that is not there to adopt is cleaned up as usual.
+    let stale = d.path(&format!("gone-stdout---{identifier}-abcdefgh.log"));
+    std::fs::write(&stale, "old\n").expect("stale AUTO log");
+    let before = counter_lines(&log).len();
+
+    crash_and_restart(&mut d, None);
+
+    assert_eq!(d.pid("counter"), counter, "adopted");
+    assert_eq!(log_path(&d), log, "its AUTO log goes on in the same file");
+    assert!(counter_lines(&log).len() >= before, "what it logged before the crash is kept");
+    assert!(!stale.exists(), "other AUTO logs are cleaned up");
+    let text_now = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the adoption to be marked", DEADLINE, || text_now().contains("corrald: adopted pid"));
+    let marked_at = text_now().len();
+    wait_for("its output to be captured again although its stdin is closed", DEADLINE, || {
+        text_now()[marked_at..].lines().filter(|l| l.trim().parse::<u64>().is_ok()).count() >= 10
+    });
+}
+
+#[test]
 fn after_a_crash_without_adoption_the_programs_are_replaced_and_none_survives() {
     if !cgroups_usable() {
         return;
@@ -559,4 +627,70 @@ fn health_checks_go_on_after_a_reexec() {
     let description = || str_of(&d.info("svc")["description"]);
     wait_for("the resumed health check to notice", DEADLINE, || description().contains("unhealthy"));
     assert_eq!(d.pid("svc"), pid, "a failing check with action none restarted the program");
+}
+
+#[test]
+fn stdin_a_program_has_not_read_yet_is_carried_across_a_reexec_in_order() {
+    // The program reads nothing until `go` exists: the first write fills its pipe
+    // and the rest waits in the daemon's backlog when the re-exec happens.
+    let d = Daemon::start(
+        "[program:echo]\ncommand=sh -c 'while [ ! -e {dir}/go ]; do sleep 0.05; done; exec cat'\n\
+         stdout_logfile={dir}/echo.log\nstartsecs=0\n",
+    );
+    d.wait_state("echo", "RUNNING");
+    let numbered = |from: usize, n: usize| (from..from + n).map(|i| format!("{i:07}\n")).collect::<String>();
+    let mut expected = numbered(0, 32 * 1024);
+    d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&expected)]);
+    for i in 0..50 {
+        let line = numbered(32 * 1024 + i, 1);
+        d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&line)]);
+        expected.push_str(&line);
+    }
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    d.wait_answering();
+    let after = numbered(32 * 1024 + 50, 1);
+    d.call("supervisor.sendProcessStdin", vec![s("echo"), s(&after)]);
+    expected.push_str(&after);
+    std::fs::write(d.path("go"), "").expect("let the program read");
+    let log = d.path("echo.log");
+    wait_for("everything to come back", DEADLINE, || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() >= expected.len() as u64)
+    });
+    let got = std::fs::read_to_string(&log).expect("read log");
+    assert!(got == expected, "nothing lost or reordered ({} of {} bytes)", got.len(), expected.len());
+}
+
+#[test]
+fn journal_lines_are_all_sent_around_a_reexec() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = DatagramSink::bind(dir.path(), "journal.sock");
+    let text = format!(
+        "{}[program:counter]\ncommand=sh -c 'i=0; while :; do echo $i; i=$((i+1)); sleep 0.002; done'\n\
+         stdout_logfile=journal\nstartsecs=0\n",
+        preamble(dir.path())
+    );
+    let path = journal.path.display().to_string();
+    let d = Daemon::spawn_with(dir, &text, &[("CORRAL_JOURNAL_SOCKET", &path)], &[]);
+    d.wait_answering();
+    d.wait_state("counter", "RUNNING");
+    let message = |datagram: &[u8]| -> Option<u64> {
+        let text = String::from_utf8_lossy(datagram);
+        text.lines().find_map(|l| l.strip_prefix("MESSAGE=")).and_then(|m| m.parse().ok())
+    };
+    let collect = |lines: &mut Vec<u64>, what: &str, want: usize| {
+        while lines.len() < want {
+            let d = journal.recv_until(what, |d| message(d).is_some());
+            lines.extend(message(&d));
+        }
+    };
+    let mut lines = Vec::new();
+    collect(&mut lines, "a few lines", 20);
+    assert_eq!(d.call("corral.reexec", vec![]), Value::Boolean(true));
+    wait_for("the re-exec to finish", DEADLINE, || d.main_log().contains("adopted 1 running process(es)"));
+    let at_reexec = lines.len();
+    collect(&mut lines, "lines after the re-exec", at_reexec + 300);
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "no journal line lost or repeated around the re-exec");
+    }
 }

@@ -89,7 +89,8 @@ struct DbusFlags {
 }
 
 /// What a re-exec runs: the binary corrald was started from (by path, so an
-/// upgraded file is what runs next), the same arguments, the same notify socket.
+/// upgraded file is what runs next, see [`started_as`]), the same arguments,
+/// the same notify socket.
 #[derive(Debug, Clone)]
 struct Relaunch {
     binary: Option<PathBuf>,
@@ -127,8 +128,7 @@ fn main() -> ExitCode {
             None
         }
     };
-    let relaunch =
-        Relaunch { binary: std::env::current_exe().ok(), argv: std::env::args_os().collect(), notify_socket };
+    let relaunch = Relaunch { binary: started_as(), argv: std::env::args_os().collect(), notify_socket };
     let args = Args::parse();
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("corrald"));
     let path = match &args.configuration {
@@ -167,6 +167,44 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The path a re-exec runs: the one corrald was started as (`argv[0]`: absolute,
+/// relative to the working directory at start, or found on `PATH`), as long as it
+/// leads to the binary running now. It is kept as given, symlinks and all, so an
+/// upgrade that switches a symlink (`/opt/corral/current -> v2`) runs the new
+/// target. Otherwise (an `argv[0]` that names something else) `current_exe()`,
+/// which is the running file with every symlink resolved.
+fn started_as() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    let cwd = std::env::current_dir().ok();
+    let path = std::env::var_os("PATH");
+    let given = argv0.and_then(|a| resolve_argv0(&a, cwd.as_deref(), path.as_deref()));
+    match (given, exe) {
+        (Some(given), Some(exe)) if std::fs::canonicalize(&given).is_ok_and(|c| c == exe) => Some(given),
+        (_, exe) => exe,
+    }
+}
+
+/// Where `argv0` points, as a shell would have found it: an absolute path as is, a
+/// relative one with a slash against `cwd`, a bare name on `path`. `None` when it
+/// cannot be told.
+fn resolve_argv0(argv0: &Path, cwd: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if argv0.as_os_str().is_empty() {
+        return None;
+    }
+    if argv0.is_absolute() {
+        return Some(argv0.to_path_buf());
+    }
+    if argv0.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return cwd.map(|c| c.join(argv0));
+    }
+    std::env::split_paths(path?)
+        .map(|dir| if dir.is_absolute() { dir } else { cwd.unwrap_or(Path::new("/")).join(dir) })
+        .map(|dir| dir.join(argv0))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Command-line flags override the file, as supervisord's.
@@ -260,8 +298,9 @@ fn run(
             config::MessageLevel::Warn => tracing::warn!("{}", m.text),
         }
     }
-    // The AUTO logs of programs handed over by a re-exec are still being written.
-    if !sd.nocleanup && inherited.is_none() {
+    // The AUTO logs of programs handed over by a re-exec are still being written; with
+    // adopt_orphans the engine cleans up once it knows which programs it takes over.
+    if !sd.nocleanup && inherited.is_none() && !sd.adopt_orphans {
         match corral::logs::auto::cleanup_auto_logs(&sd.childlogdir, &sd.identifier) {
             Ok(failed) => {
                 for (p, e) in failed {
@@ -282,6 +321,9 @@ fn run(
         .build()
         .context("starting the async runtime")?;
     let result = rt.block_on(serve(cfg, path, main_log, dbus, notifier, relaunch, inherited));
+    // Tasks still running now are cut short, but a thread blocked on a stalled journal
+    // (a line sink's send) is not waited for beyond this.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_file(&sd.pidfile);
     result
 }
@@ -632,4 +674,33 @@ fn forward_signals(handle: Handle) -> anyhow::Result<tokio::task::JoinHandle<()>
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv0_is_resolved_as_a_shell_found_it_without_following_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let real = bin.join("corrald-1.2");
+        std::fs::write(&real, "#!/bin/sh\n").expect("binary");
+        std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let link = bin.join("corrald");
+        std::os::unix::fs::symlink("corrald-1.2", &link).expect("symlink");
+        let path = std::ffi::OsString::from(format!("/nonexistent:{}", bin.display()));
+
+        assert_eq!(resolve_argv0(&link, None, None), Some(link.clone()), "absolute: as given");
+        assert_eq!(
+            resolve_argv0(Path::new("bin/corrald"), Some(dir.path()), None),
+            Some(dir.path().join("bin/corrald")),
+            "relative: against the start directory"
+        );
+        assert_eq!(resolve_argv0(Path::new("corrald"), None, Some(&path)), Some(link), "a name: on PATH");
+        assert_eq!(resolve_argv0(Path::new("corrald"), None, None), None);
+        assert_eq!(resolve_argv0(Path::new("nothere"), None, Some(&path)), None);
+        assert_eq!(resolve_argv0(Path::new(""), None, Some(&path)), None);
+    }
 }

@@ -22,6 +22,7 @@ use super::info;
 use super::orphans::{self, watch_orphan};
 use super::output::Output;
 use super::state::{Action, Clock, Event, ExitStatus, Level, Machine, ProcessState, Transition};
+use super::stdin::StdinError;
 use crate::cgroup::{self, Backend, OomWatch};
 use crate::config::{
     Config, GroupConfig, GroupKind, HealthAction, KillMode, Probe, ProcessConfig, Readiness,
@@ -490,6 +491,9 @@ impl Engine {
         }
         if std::mem::take(&mut self.scan_orphans) {
             self.adopt_left_running();
+            if !self.config.supervisord.nocleanup {
+                self.cleanup_auto_logs();
+            }
         }
         self.resume_checks();
         self.notify(Notice::Mood(Mood::Running));
@@ -1074,8 +1078,15 @@ impl Engine {
         };
         match spawn::spawn(req) {
             Ok(child) => {
-                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, &child.stdin); // events
-                p.output.attach(&p.cfg, child.pid, child.stdout, child.stderr, child.stdin, hooks);
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, Some(&child.stdin)); // events
+                p.output.attach(
+                    &p.cfg,
+                    child.pid,
+                    Some(child.stdout),
+                    child.stderr,
+                    Some(child.stdin),
+                    hooks,
+                );
                 self.by_pid.insert(child.pid, id);
                 // Only the child keeps the write end, so the pipe closes when it dies.
                 if let (Some((r, _w)), Readiness::Fd(n)) = (ready_pipe, &p.cfg.health.ready) {
@@ -1300,7 +1311,10 @@ impl Engine {
                     if p.machine.pid == 0 || p.machine.state() == ProcessState::Stopping {
                         return Err(Fault::new(FaultCode::NotRunning, name));
                     }
-                    p.output.send_stdin(data).map_err(|_| Fault::new(FaultCode::NoFile, name))
+                    p.output.send_stdin(&data).map_err(|e| match e {
+                        StdinError::Closed => Fault::new(FaultCode::NoFile, name),
+                        e => Fault::new(FaultCode::Failed, format!("{name}: {e}")),
+                    })
                 });
                 let _ = r.send(res);
             }
@@ -2040,8 +2054,8 @@ impl Engine {
                     continue;
                 }
                 let Some(p) = self.procs.get_mut(&id) else { continue };
-                let (pipes, readers) = p.output.take_pipes();
-                state.add_readers(readers);
+                let (pipes, readers, sinks) = p.output.take_pipes();
+                state.add_readers(readers, sinks);
                 let (stdout_auto, stderr_auto) = p.output.auto_paths();
                 let saved = SavedProcess {
                     group: p.group.clone(),
@@ -2052,6 +2066,7 @@ impl Engine {
                     stdout: pipes.stdout.map(|fd| state.keep(fd)),
                     stderr: pipes.stderr.map(|fd| state.keep(fd)),
                     stdin: pipes.stdin.map(|fd| state.keep(fd)),
+                    stdin_pending: pipes.stdin_pending,
                     drain: p.draining.as_ref().map(|d| d.status.into()),
                     orphan: p.orphan && p.machine.pid != 0,
                     stdout_auto,
@@ -2117,16 +2132,13 @@ impl Engine {
                         tracing::warn!("{}: cannot watch adopted pid {pid}: {e}", p.cfg.name);
                     }
                 }
-                match (stdout, stdin) {
-                    (Some(out), Some(input)) => {
-                        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
-                        p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
-                    }
-                    _ => tracing::warn!(
-                        "{}: output pipes were not handed over; output not captured",
-                        p.cfg.name
-                    ),
+                if stdout.is_none() && stderr.is_none() {
+                    // Closed by the program itself (or never handed over): nothing to read.
+                    tracing::debug!("{}: no output pipe was handed over", p.cfg.name);
                 }
+                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+                p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
+                p.output.restore_stdin(sp.stdin_pending);
             }
             if let Some(status) = sp.drain {
                 self.start_drain(id, status.into());
@@ -2178,6 +2190,33 @@ impl Engine {
         }
     }
 
+    /// Delete the AUTO logs of earlier runs, as a fresh start does, but keep those
+    /// of the programs just adopted: they go on in the same files.
+    fn cleanup_auto_logs(&self) {
+        let sd = &self.config.supervisord;
+        let in_use = self.auto_logs_in_use();
+        match crate::logs::auto::cleanup_auto_logs_except(&sd.childlogdir, &sd.identifier, &in_use) {
+            Ok(failed) => {
+                for (p, e) in failed {
+                    tracing::warn!("Failed to clean up {}: {e}", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// The AUTO log files the processes write now.
+    fn auto_logs_in_use(&self) -> Vec<PathBuf> {
+        self.procs
+            .values()
+            .flat_map(|p| {
+                let (out, err) = p.output.auto_paths();
+                [out, err]
+            })
+            .flatten()
+            .collect()
+    }
+
     /// Take over one program from its leaf; false when there is nothing to adopt.
     fn adopt_orphan(&mut self, id: ProcId) -> bool {
         let p = &self.procs[&id];
@@ -2214,17 +2253,33 @@ impl Engine {
         let target = cgroup::Target::Process { group: &p.group, process: &p.cfg.name };
         let _ = p.oom.check(self.cgroups.as_ref(), target);
         self.by_pid.insert(pid, id);
-        let stdout = orphans::reopen_pipe(pid, 1, false);
-        let stderr = if p.cfg.redirect_stderr { None } else { orphans::reopen_pipe(pid, 2, false) };
-        let stdin = orphans::reopen_pipe(pid, 0, true);
-        let note = match (stdout, stdin) {
-            (Some(out), Some(input)) => {
-                let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, &input); // events
-                p.output.attach(&p.cfg, pid, out, stderr, input, hooks);
-                "output written while no corrald was running is lost"
-            }
-            _ => "output not captured after adoption",
+        // With redirect_stderr both descriptors are the one stdout pipe: either will do.
+        let (stdout, stderr) = if p.cfg.redirect_stderr {
+            (orphans::reopen_pipe(pid, 1, false).or_else(|| orphans::reopen_pipe(pid, 2, false)), None)
+        } else {
+            (orphans::reopen_pipe(pid, 1, false), orphans::reopen_pipe(pid, 2, false))
         };
+        let stdin = orphans::reopen_pipe(pid, 0, true);
+        // An AUTO log goes on in the file the previous daemon wrote (kept by the cleanup).
+        let in_use = self.auto_logs_in_use();
+        let sd = &self.config.supervisord;
+        let Some(p) = self.procs.get_mut(&id) else { return false };
+        let (fresh_out, fresh_err) = p.output.auto_paths();
+        let old = |fresh: Option<PathBuf>, channel| {
+            fresh?;
+            crate::logs::auto::latest_auto_log(&sd.childlogdir, &p.cfg.name, channel, &sd.identifier, &in_use)
+        };
+        let (old_out, old_err) = (old(fresh_out, Channel::Stdout), old(fresh_err, Channel::Stderr));
+        p.output.reuse_auto_paths(old_out, old_err);
+        // Whatever the program still has open is attached: one that closed its
+        // stdin (or stderr) keeps having the rest captured.
+        let note = if stdout.is_some() || stderr.is_some() {
+            "output written while no corrald was running is lost"
+        } else {
+            "output not captured after adoption (the program closed its output pipes)"
+        };
+        let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+        p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
         tracing::warn!("adopted {} (pid {pid}) left running by a previous corrald; {note}", p.cfg.name);
         p.output.mark(&format!("corrald: adopted pid {pid} after an unclean daemon exit; {note}\n"));
         true

@@ -95,6 +95,10 @@ pub struct SavedProcess {
     pub stderr: Option<RawFd>,
     /// Descriptor of the stdin pipe's write end.
     pub stdin: Option<RawFd>,
+    /// Bytes `sendProcessStdin` accepted that the pipe had not taken yet; the
+    /// next daemon writes them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stdin_pending: Vec<u8>,
     /// The main pid exited while its cgroup still held processes.
     pub drain: Option<SavedExit>,
     /// Adopted after a crash: not a child of the daemon, its exit is seen through a pidfd.
@@ -157,7 +161,12 @@ pub struct HandOver {
     pub state: SavedState,
     fds: HashMap<RawFd, OwnedFd>,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    sinks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// Longest wait for the journald/syslog line sinks to send what the stopped
+/// readers had queued for them (a stalled journal must not hold up the re-exec).
+pub const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl HandOver {
     /// An empty hand-over.
@@ -171,6 +180,7 @@ impl HandOver {
             },
             fds: HashMap::new(),
             readers: Vec::new(),
+            sinks: Vec::new(),
         }
     }
 
@@ -193,17 +203,42 @@ impl HandOver {
         self.state.shutdown |= other.state.shutdown;
         self.fds.extend(other.fds.drain());
         self.readers.append(&mut other.readers);
+        self.sinks.append(&mut other.sinks);
     }
 
-    /// Reader tasks that must finish before the exec.
-    pub(crate) fn add_readers(&mut self, readers: Vec<tokio::task::JoinHandle<()>>) {
+    /// Reader tasks (cancelled) and the line sink tasks they fed, which must
+    /// finish before the exec.
+    pub(crate) fn add_readers(
+        &mut self,
+        readers: Vec<tokio::task::JoinHandle<()>>,
+        sinks: Vec<tokio::task::JoinHandle<()>>,
+    ) {
         self.readers.extend(readers);
+        self.sinks.extend(sinks);
     }
 
-    /// Wait for the stopped pipe readers: after this every byte they read is in its log.
+    /// Wait for the stopped pipe readers, then for the journald/syslog sinks they
+    /// fed: after this every byte they read is in its log file, and every line
+    /// in the journal or syslog (an unfinished last line is sent as it is, and
+    /// its rest becomes a line of its own after the exec). A sink still sending
+    /// after [`SINK_DRAIN`] (a stalled journal) is given up and what it still
+    /// held is lost; that is logged.
     pub async fn settle_readers(&mut self) {
         for r in self.readers.drain(..) {
             let _ = r.await;
+        }
+        let sinks = std::mem::take(&mut self.sinks);
+        let all = async {
+            for s in sinks {
+                let _ = s.await;
+            }
+        };
+        if tokio::time::timeout(SINK_DRAIN, all).await.is_err() {
+            tracing::warn!(
+                "journal/syslog output still unsent {} s after the readers stopped (a stalled \
+                 journal?); the lines still queued for it are lost",
+                SINK_DRAIN.as_secs()
+            );
         }
     }
 
@@ -274,7 +309,7 @@ impl HandOver {
                 fds.insert(n, fd);
             }
         }
-        Ok(Some(HandOver { state, fds, readers: Vec::new() }))
+        Ok(Some(HandOver { state, fds, readers: Vec::new(), sinks: Vec::new() }))
     }
 }
 

@@ -105,9 +105,9 @@ impl Listeners {
 
     /// A process was spawned: tell the bus about a listener's pid and stdin,
     /// and return the reader hooks for its output.
-    pub fn spawned(&self, group: &str, p: &ProcessConfig, pid: u32, stdin: &OwnedFd) -> ReaderHooks {
+    pub fn spawned(&self, group: &str, p: &ProcessConfig, pid: u32, stdin: Option<&OwnedFd>) -> ReaderHooks {
         let listener = self.pools.contains(group);
-        if listener {
+        if let (true, Some(stdin)) = (listener, stdin) {
             match stdin.try_clone() {
                 Ok(stdin) => self.send(BusInput::Spawned {
                     group: group.to_string(),

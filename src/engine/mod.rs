@@ -11,6 +11,7 @@ mod listeners;
 mod orphans;
 mod output;
 pub mod state;
+mod stdin;
 
 pub use self::core::{check_limits, Engine, Exit, Loader, ProcId};
 pub use api::*;

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use super::api::{Channel, LogName};
+use super::stdin::{Stdin, StdinError};
 use crate::config::{Config, LogFile, ProcessConfig};
 use crate::logs::capture::{read_pipe, ReaderConfig};
 use crate::logs::file::{lock, RotatingFile, SharedFile};
@@ -91,13 +92,16 @@ fn group_of(cfg: &Config, p: &ProcessConfig) -> String {
 pub(crate) struct Output {
     stdout: Sink,
     stderr: Sink,
-    stdin: Option<OwnedFd>,
+    stdin: Option<Stdin>,
     strip_ansi: bool,
     /// The running child's stdout/stderr read ends as their readers hold them
     /// (descriptor number, pipe inode), so a re-exec can reopen the same pipes.
     pipes: Vec<(Channel, RawFd, u64)>,
     /// The reader tasks of the running child.
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// The journald/syslog line sink tasks fed by those readers; each ends once
+    /// its reader is gone and it has sent what was queued for it.
+    sinks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A running child's pipes, taken out of its [`Output`] for a re-exec.
@@ -109,6 +113,8 @@ pub(crate) struct Pipes {
     pub stderr: Option<OwnedFd>,
     /// Write end of stdin.
     pub stdin: Option<OwnedFd>,
+    /// Bytes `sendProcessStdin` accepted that the pipe has not taken yet.
+    pub stdin_pending: Vec<u8>,
 }
 
 impl Output {
@@ -129,6 +135,7 @@ impl Output {
             strip_ansi: cfg.supervisord.strip_ansi,
             pipes: Vec::new(),
             readers: Vec::new(),
+            sinks: Vec::new(),
         }
     }
 
@@ -139,23 +146,27 @@ impl Output {
         }
     }
 
-    /// Start reader tasks for a freshly spawned child.
+    /// Start reader tasks for a child's pipes (a fresh spawn has all three; a
+    /// program taken over after a crash may have closed some).
     pub fn attach(
         &mut self,
         p: &ProcessConfig,
         pid: u32,
-        stdout: OwnedFd,
+        stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
-        stdin: OwnedFd,
+        stdin: Option<OwnedFd>,
         hooks: super::listeners::ReaderHooks,
     ) {
-        let mut readers =
-            vec![(Channel::Stdout, stdout, self.stdout.open(), self.stdout.journal.clone(), &p.stdout)];
+        let mut readers = Vec::new();
+        if let Some(fd) = stdout {
+            readers.push((Channel::Stdout, fd, self.stdout.open(), self.stdout.journal.clone(), &p.stdout));
+        }
         if let Some(fd) = stderr {
             readers.push((Channel::Stderr, fd, self.stderr.open(), self.stderr.journal.clone(), &p.stderr));
         }
         self.pipes.clear();
         self.readers.clear();
+        self.sinks.clear();
         for (channel, fd, file, journal, ch) in readers {
             if let Ok(st) = nix::sys::stat::fstat(&fd) {
                 self.pipes.push((channel, fd.as_raw_fd(), st.st_ino));
@@ -168,14 +179,18 @@ impl Output {
                                            // which passes them on to the event hook set above, if any.
             if let Some(tags) = journal {
                 let sink = LineSink::journal(&journal::socket_path(), &JournalTags { pid, ..tags });
-                rc.events =
-                    Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
+                let (hook, task) =
+                    journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take());
+                rc.events = Some(hook);
+                self.sinks.push(task);
             }
             // `*_syslog`: lines also go to the local syslog, as supervisord's.
             if ch.syslog {
                 let sink = LineSink::syslog(&journal::syslog_socket_path(), &p.name);
-                rc.events =
-                    Some(journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take()));
+                let (hook, task) =
+                    journal::line_sink_hook(sink, p.name.clone(), hooks.tag(pid), rc.events.take());
+                rc.events = Some(hook);
+                self.sinks.push(task);
             }
             let name = p.name.clone();
             self.readers.push(tokio::spawn(async move {
@@ -184,22 +199,46 @@ impl Output {
                 }
             }));
         }
-        self.stdin = Some(stdin);
+        self.stdin = stdin.map(Stdin::new);
     }
 
-    /// The child is gone: its stdin can no longer be written.
+    /// Queue stdin bytes a previous daemon accepted and had not written yet.
+    pub fn restore_stdin(&mut self, pending: Vec<u8>) {
+        match &mut self.stdin {
+            Some(stdin) => stdin.restore_pending(pending),
+            None if !pending.is_empty() => {
+                tracing::warn!("{} bytes for a stdin that is gone were dropped", pending.len())
+            }
+            None => {}
+        }
+    }
+
+    /// The child is gone: its stdin can no longer be written (what was still
+    /// queued for it is dropped), and its readers end at EOF on their own.
     pub fn child_exited(&mut self) {
         self.stdin = None;
         self.pipes.clear();
         self.readers.clear();
+        self.sinks.clear();
     }
 
     /// Stop the readers and take the pipes out, for a re-exec. A reader is
     /// cancelled only at an await point, after the file write of every chunk it
-    /// has read, so bytes are either in the log or still in the pipe.
-    /// Returns the pipes and the reader tasks to await before the exec.
-    pub fn take_pipes(&mut self) -> (Pipes, Vec<tokio::task::JoinHandle<()>>) {
-        let mut pipes = Pipes { stdout: None, stderr: None, stdin: self.stdin.take() };
+    /// has read, so bytes are either in the log or still in the pipe. Its line
+    /// sinks (journald, syslog) are not cancelled: they end once they have sent
+    /// what the reader had queued for them.
+    /// Returns the pipes, the reader tasks and the sink tasks to await before the exec.
+    pub fn take_pipes(
+        &mut self,
+    ) -> (Pipes, Vec<tokio::task::JoinHandle<()>>, Vec<tokio::task::JoinHandle<()>>) {
+        let (stdin, stdin_pending) = match self.stdin.take() {
+            Some(mut s) => {
+                let pending = s.take_pending();
+                (Some(s.into_fd()), pending)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut pipes = Pipes { stdout: None, stderr: None, stdin, stdin_pending };
         // New descriptors first (aborting closes the readers' own): opening
         // /proc/self/fd/N reaches the pipe itself; the inode check makes sure N
         // still is that pipe (a reader that hit EOF has closed it).
@@ -217,7 +256,7 @@ impl Output {
         for r in &readers {
             r.abort();
         }
-        (pipes, readers)
+        (pipes, readers, std::mem::take(&mut self.sinks))
     }
 
     /// Append bytes the daemon itself reports for the child (exec failures)
@@ -225,8 +264,10 @@ impl Output {
     pub fn write_stderr(&mut self, p: &ProcessConfig, data: &[u8]) {
         let sink = if p.redirect_stderr { &mut self.stdout } else { &mut self.stderr };
         if let Some(f) = sink.open() {
-            if let Err(e) = lock(&f).write(data) {
-                tracing::warn!("{e}");
+            match lock(&f).write(data) {
+                Ok(None) => {}
+                Ok(Some(resumed)) => tracing::warn!("{resumed}"),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
     }
@@ -236,8 +277,10 @@ impl Output {
     pub fn mark(&mut self, text: &str) {
         for sink in [&mut self.stdout, &mut self.stderr] {
             if let Some(f) = sink.open() {
-                if let Err(e) = lock(&f).write(text.as_bytes()) {
-                    tracing::warn!("{e}");
+                match lock(&f).write(text.as_bytes()) {
+                    Ok(None) => {}
+                    Ok(Some(resumed)) => tracing::warn!("{resumed}"),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }
         }
@@ -307,34 +350,10 @@ impl Output {
         }
     }
 
-    /// Write to the child's stdin without blocking the engine.
-    pub fn send_stdin(&mut self, data: Vec<u8>) -> io::Result<()> {
-        let fd = self.stdin.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EPIPE))?;
-        let mut off = 0;
-        while off < data.len() {
-            // SAFETY: the slice is valid; the fd is open and non-blocking.
-            let n = unsafe { libc::write(fd.as_raw_fd(), data[off..].as_ptr().cast(), data.len() - off) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => {
-                        // The pipe is full: finish the write in the background.
-                        let rest = data[off..].to_vec();
-                        let dup = fd.try_clone()?;
-                        tokio::spawn(async move {
-                            if let Err(e) = write_all_async(dup, rest).await {
-                                tracing::debug!("stdin write ended: {e}");
-                            }
-                        });
-                        return Ok(());
-                    }
-                    _ => return Err(e),
-                }
-            }
-            off += n as usize;
-        }
-        Ok(())
+    /// Write to the child's stdin after everything written before, without
+    /// blocking the engine (see [`super::stdin`]).
+    pub fn send_stdin(&mut self, data: &[u8]) -> Result<(), StdinError> {
+        self.stdin.as_mut().ok_or(StdinError::Closed)?.send(data)
     }
 
     /// The group is going away: close stdin; readers end at EOF on their own.
@@ -342,10 +361,4 @@ impl Output {
         self.stdin = None;
         self.pipes.clear();
     }
-}
-
-async fn write_all_async(fd: OwnedFd, data: Vec<u8>) -> io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(fd)?;
-    tx.write_all(&data).await
 }

@@ -196,7 +196,9 @@ pub struct Machine {
     pub restarts: u64,
     /// corral `backoff=`: consecutive short runs that ended in a restart.
     crashes: u32,
-    /// corral `start_limit_burst=`: recent automatic start times.
+    /// corral `start_limit_burst=`: the most recent start times, at most
+    /// `start_limit_burst` of them (empty without a rate limit), so a crash
+    /// loop never grows it.
     starts: VecDeque<Instant>,
     /// The daemon killed the process on its own (not ready in time, missed
     /// watchdog, failed health check): why, until it exits.
@@ -305,7 +307,7 @@ impl Machine {
                     // A start by hand is a fresh start: pacing and rate limit begin anew.
                     self.crashes = 0;
                     self.starts.clear();
-                    self.begin_spawn(now, &mut out);
+                    self.begin_spawn(cfg, now, &mut out);
                 }
             }
             Event::Spawned(pid) => {
@@ -444,11 +446,20 @@ impl Machine {
                 return;
             }
         }
-        self.begin_spawn(now, out);
+        self.begin_spawn(cfg, now, out);
     }
 
-    fn begin_spawn(&mut self, now: Clock, out: &mut Vec<Action>) {
-        self.starts.push_back(now.mono);
+    fn begin_spawn(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
+        // Only the rate limit reads the start times, and only the last `burst` of them.
+        match cfg.restart.start_limit_burst {
+            Some(burst) => {
+                self.starts.push_back(now.mono);
+                while self.starts.len() > burst as usize {
+                    self.starts.pop_front();
+                }
+            }
+            None => self.starts.clear(),
+        }
         if self.laststart.is_some() {
             self.restarts += 1;
         }
@@ -480,7 +491,7 @@ impl Machine {
     }
 
     fn enter_backoff(&mut self, cfg: &ProcessConfig, now: Clock, out: &mut Vec<Action>) {
-        self.backoff += 1;
+        self.backoff = self.backoff.saturating_add(1);
         self.change(ProcessState::Backoff, None, out);
         if self.backoff > cfg.startretries {
             self.give_up(out);
@@ -575,7 +586,7 @@ impl Machine {
                 self.auto_spawn(cfg, now, out);
             } else {
                 // A short run: wait as `backoff=` says before restarting, in BACKOFF.
-                self.crashes += 1;
+                self.crashes = self.crashes.saturating_add(1);
                 let delay = cfg.restart.delay(self.crashes);
                 // A kill the daemon decided on keeps its reason visible while the restart waits.
                 let why = match &abort {
@@ -1485,6 +1496,46 @@ mod restart_policy_tests {
             run_and_crash(&mut m, &c, &mut t, 11);
             assert_ne!(m.state(), ProcessState::Fatal);
         }
+    }
+
+    /// Run, then exit at once (a crash loop), `n` times, waiting out each paced restart.
+    fn crash_loop(m: &mut Machine, c: &ProcessConfig, t: &mut Instant, n: usize) {
+        for _ in 0..n {
+            run_and_crash(m, c, t, 0);
+            if m.state() == ProcessState::Fatal {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_loop_without_a_rate_limit_keeps_no_start_times() {
+        let mut c = cfg(RestartPolicy { backoff: Some(Backoff::Exponential), ..RestartPolicy::default() });
+        c.startsecs = 0;
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        crash_loop(&mut m, &c, &mut t, 10_000);
+        assert_eq!(m.restarts, 9_999, "every run after the first is a restart");
+        assert!(m.save(t).starts_age_ms.is_empty(), "nothing reads them without start_limit_burst");
+    }
+
+    #[test]
+    fn a_crash_loop_under_a_rate_limit_keeps_at_most_burst_start_times() {
+        // A rate limit that is never reached: one start a second, at most 5 within 2 s.
+        let mut c = cfg(RestartPolicy {
+            backoff: Some(Backoff::Linear),
+            backoff_max: Some(1),
+            start_limit_burst: Some(5),
+            start_limit_interval: 2,
+            ..RestartPolicy::default()
+        });
+        c.startsecs = 0;
+        let (mut m, mut t) = (Machine::new(), Instant::now());
+        m.handle(&c, Event::Start, Clock { mono: t, wall: 0 });
+        crash_loop(&mut m, &c, &mut t, 1_000);
+        assert_ne!(m.state(), ProcessState::Fatal);
+        assert_eq!(m.restarts, 999);
+        assert!(m.save(t).starts_age_ms.len() <= 5, "{:?}", m.save(t).starts_age_ms);
     }
 
     #[test]

@@ -106,6 +106,26 @@ pub fn cleanup_auto_logs(
     childlogdir: &Path,
     identifier: &str,
 ) -> Result<Vec<(PathBuf, io::Error)>, AutoLogError> {
+    cleanup_auto_logs_except(childlogdir, identifier, &[])
+}
+
+/// Whether `path` is `base` or one of its numbered backups (`base.1`, …).
+fn is_or_backs_up(path: &Path, base: &Path) -> bool {
+    let (p, b) = (path.as_os_str().as_encoded_bytes(), base.as_os_str().as_encoded_bytes());
+    match p.strip_prefix(b) {
+        Some([]) => true,
+        Some([b'.', digits @ ..]) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// [`cleanup_auto_logs`], sparing the files in `keep` and their backups: AUTO
+/// logs still being written (programs taken over after a crash).
+pub fn cleanup_auto_logs_except(
+    childlogdir: &Path,
+    identifier: &str,
+    keep: &[PathBuf],
+) -> Result<Vec<(PathBuf, io::Error)>, AutoLogError> {
     let list_err = |source| AutoLogError::List { dir: childlogdir.to_path_buf(), source };
     let mut failures = Vec::new();
     for entry in std::fs::read_dir(childlogdir).map_err(list_err)? {
@@ -114,12 +134,51 @@ pub fn cleanup_auto_logs(
         let Some(name) = name.to_str() else { continue };
         if is_auto_log_name(name, identifier) {
             let path = entry.path();
+            if keep.iter().any(|k| is_or_backs_up(&path, k)) {
+                continue;
+            }
             if let Err(e) = std::fs::remove_file(&path) {
                 failures.push((path, e));
             }
         }
     }
     Ok(failures)
+}
+
+/// The AUTO log a previous daemon wrote for `process_name`'s `channel`: the most
+/// recently modified file named as [`auto_log_path`] names them (backups aside),
+/// other than those in `except` (the files this daemon uses already). Processes of
+/// the same name in different groups share the name pattern, so for them the
+/// choice is the newest file.
+pub fn latest_auto_log(
+    childlogdir: &Path,
+    process_name: &str,
+    channel: Channel,
+    identifier: &str,
+    except: &[PathBuf],
+) -> Option<PathBuf> {
+    let prefix = format!("{process_name}-{}---{identifier}-", channel.as_str());
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(childlogdir).ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(random) =
+            name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".log"))
+        else {
+            continue;
+        };
+        if random.len() != RANDOM_LEN || !random.bytes().all(|b| ALPHABET.contains(&b)) {
+            continue;
+        }
+        let path = entry.path();
+        if except.contains(&path) {
+            continue;
+        }
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else { continue };
+        if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            best = Some((modified, path));
+        }
+    }
+    best.map(|(_, p)| p)
 }
 
 #[cfg(test)]
@@ -173,6 +232,43 @@ mod tests {
         ] {
             assert!(!is_auto_log_name(no, id), "{no}");
         }
+    }
+
+    #[test]
+    fn cleanup_can_spare_logs_still_in_use_with_their_backups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names = [
+            "p-stdout---supervisor-abcdefgh.log",
+            "p-stdout---supervisor-abcdefgh.log.1",
+            "p-stdout---supervisor-abcdefgh.logx",
+            "q-stdout---supervisor-zzzzzzzz.log",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), b"x").expect("seed");
+        }
+        let keep = [dir.path().join(names[0])];
+        cleanup_auto_logs_except(dir.path(), "supervisor", &keep).expect("cleanup");
+        let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+        assert_eq!(left, [true, true, false, false]);
+    }
+
+    #[test]
+    fn the_latest_auto_log_of_a_process_is_found_by_its_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("web-stdout---supervisor-aaaaaaaa.log");
+        std::fs::write(&old, b"before the crash").expect("seed");
+        for other in [
+            "web-stderr---supervisor-bbbbbbbb.log",
+            "web2-stdout---supervisor-cccccccc.log",
+            "web-stdout---supervisor-aaaaaaaa.log.1",
+            "web-stdout---other-dddddddd.log",
+        ] {
+            std::fs::write(dir.path().join(other), b"x").expect("seed");
+        }
+        let fresh = auto_log_path(dir.path(), "web", Channel::Stdout, "supervisor").expect("create");
+        let found = latest_auto_log(dir.path(), "web", Channel::Stdout, "supervisor", &[fresh]);
+        assert_eq!(found, Some(old));
+        assert_eq!(latest_auto_log(dir.path(), "db", Channel::Stdout, "supervisor", &[]), None);
     }
 
     #[test]

@@ -181,9 +181,11 @@ impl<T: Clone> Pipeline<T> {
             return;
         }
         if let Some(file) = &self.cfg.file {
-            if let Err(e) = lock(file).write(&data) {
-                // The sink reports only the first failure of a streak.
-                tracing::error!("{e}");
+            // The sink reports only the first failure of a streak, and its end.
+            match lock(file).write(&data) {
+                Ok(None) => {}
+                Ok(Some(resumed)) => tracing::warn!("{resumed}"),
+                Err(e) => tracing::error!("{e}"),
             }
         }
         self.after_output(&data);

@@ -17,7 +17,9 @@
 //!   only when the tracked size reaches `maxbytes`, so that an external
 //!   truncation (logrotate `copytruncate`) does not cause an early rotation.
 //! - A failing write (disk full, file system gone) is reported once as an
-//!   error; later failures are counted silently until a write succeeds again.
+//!   error; later failures are counted silently until a write succeeds again,
+//!   and that write reports the resumption with the number of bytes lost
+//!   ([`Resumed`]), so a full disk costs two lines in the activity log.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -65,6 +67,27 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A write succeeded after a streak of failures: the log is complete again
+/// from here on, with `dropped` bytes missing before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The log file.
+    pub path: PathBuf,
+    /// Bytes lost while writes failed.
+    pub dropped: u64,
+}
+
+impl std::fmt::Display for Resumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "writing to log file {} resumed; dropped {} bytes while it failed",
+            self.path.display(),
+            self.dropped
+        )
+    }
 }
 
 /// A size-rotated, append-mode log file. See the module documentation.
@@ -178,21 +201,24 @@ impl RotatingFile {
     ///
     /// Returns an error only for the first failure of a streak; while the
     /// file keeps failing, data is dropped (counted, see
-    /// [`take_dropped`](Self::take_dropped)) and `Ok` is returned, so callers
-    /// can log every error they get without flooding the activity log.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+    /// [`take_dropped`](Self::take_dropped)) and `Ok(None)` is returned, so
+    /// callers can log every error they get without flooding the activity log.
+    /// The first success after a streak returns [`Resumed`] with the bytes
+    /// dropped meanwhile, for the caller to log once.
+    pub fn write(&mut self, data: &[u8]) -> Result<Option<Resumed>, SinkError> {
         if data.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let result = self.write_all(data).and_then(|()| self.maybe_rotate());
         match result {
-            Ok(()) => {
+            Ok(()) if self.failing => {
                 self.failing = false;
-                Ok(())
+                Ok(Some(Resumed { path: self.path.clone(), dropped: self.take_dropped() }))
             }
+            Ok(()) => Ok(None),
             Err(e) if self.failing => {
                 drop(e);
-                Ok(())
+                Ok(None)
             }
             Err(e) => {
                 self.failing = true;
@@ -469,14 +495,21 @@ mod tests {
         let mut f = RotatingFile::open("/dev/full", 0, 0).expect("open /dev/full");
         let first = f.write(b"abc");
         assert!(matches!(first, Err(SinkError::Write { .. })), "{first:?}");
-        assert!(f.write(b"def").is_ok(), "second failure is not reported");
-        assert_eq!(f.take_dropped(), 6);
-        // Point the same sink at a working file: writing resumes.
+        assert!(matches!(f.write(b"def"), Ok(None)), "second failure is not reported");
+        // Point the same sink at a working file: writing resumes, and says so once.
         let dir = tempfile::tempdir().expect("tempdir");
-        f.path = dir.path().join("ok");
+        let ok = dir.path().join("ok");
+        f.path = ok.clone();
         f.reopen().expect("reopen");
-        f.write(b"ghi").expect("write");
-        assert_eq!(read(&dir.path().join("ok")), b"ghi");
+        let resumed = f.write(b"ghi").expect("write").expect("the resumption is reported");
+        assert_eq!(resumed, Resumed { path: ok.clone(), dropped: 6 });
+        assert_eq!(
+            resumed.to_string(),
+            format!("writing to log file {} resumed; dropped 6 bytes while it failed", ok.display())
+        );
+        assert_eq!(f.write(b"jkl").expect("write"), None, "only once");
+        assert_eq!(f.take_dropped(), 0);
+        assert_eq!(read(&ok), b"ghijkl");
         let again = RotatingFile::open("/dev/full", 0, 0).expect("open").write(b"x");
         assert!(again.is_err());
     }

@@ -267,25 +267,40 @@ impl LineSink {
     }
 }
 
+/// Runs a send that waits while the journal's (or syslog's) queue is full. On a
+/// multi-threaded runtime (the daemon's) the worker thread hands its other tasks,
+/// the engine among them, to another thread meanwhile, so a stalled journal slows
+/// only the program writing to it.
+fn may_block<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The events hook for a pipe reader whose channel also goes to a [`LineSink`]
 /// (journald or syslog): every output chunk becomes lines, then the event goes on to `downstream`
 /// (event listeners) as if it had been sent there directly: `Log` chunks only
 /// if that hook asked for them, capture blocks always. Capture blocks never
 /// reach a log, as in supervisord.
+///
+/// Returns the hook and the sink's task, which ends once every sender of the
+/// hook is gone (the reader ended or was cancelled) and it has sent what was
+/// queued, an unfinished last line included: a re-exec awaits it.
 pub fn line_sink_hook<T: Clone + Send + 'static>(
     mut sink: LineSink,
     name: String,
     tag: T,
     downstream: Option<EventHook<T>>,
-) -> EventHook<T> {
+) -> (EventHook<T>, tokio::task::JoinHandle<()>) {
     // A small bound keeps the pipe's backpressure: a stalled journal slows
     // the child down instead of buffering its output here.
     let (tx, mut rx) = mpsc::channel::<OutputEvent<T>>(8);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             let wanted = match &ev.kind {
                 OutputEventKind::Log(data) => {
-                    if let Err(e) = sink.write(data) {
+                    if let Err(e) = may_block(|| sink.write(data)) {
                         tracing::error!("{name}: {e}");
                     }
                     downstream.as_ref().is_some_and(|d| d.log_events)
@@ -297,11 +312,11 @@ pub fn line_sink_hook<T: Clone + Send + 'static>(
                 let _ = d.tx.send(ev).await;
             }
         }
-        if let Err(e) = sink.flush() {
+        if let Err(e) = may_block(|| sink.flush()) {
             tracing::error!("{name}: {e}");
         }
     });
-    EventHook { tag, tx, log_events: true }
+    (EventHook { tag, tx, log_events: true }, task)
 }
 
 #[cfg(test)]
@@ -431,16 +446,21 @@ mod tests {
         };
         let (dtx, mut drx) = mpsc::channel(8);
         let downstream = EventHook { tag: 7u8, tx: dtx, log_events: false };
-        let hook = line_sink_hook(LineSink::journal(&path, &tags), "x".into(), 7u8, Some(downstream));
+        let (hook, task) = line_sink_hook(LineSink::journal(&path, &tags), "x".into(), 7u8, Some(downstream));
         let ev = |kind| OutputEvent { tag: 7u8, channel: Channel::Stdout, kind };
-        hook.tx.send(ev(OutputEventKind::Log(b"line\n".to_vec()))).await.expect("send");
+        hook.tx.send(ev(OutputEventKind::Log(b"line\nunfinished".to_vec()))).await.expect("send");
         hook.tx.send(ev(OutputEventKind::Communication(b"block".to_vec()))).await.expect("send");
         drop(hook);
         let got = drx.recv().await.expect("communication passed on");
         assert_eq!(got.kind, OutputEventKind::Communication(b"block".to_vec()));
         assert!(drx.recv().await.is_none(), "log chunks were not asked for");
+        // Once its reader is gone the task ends, having sent everything, the
+        // unfinished last line included (what a re-exec waits for).
+        task.await.expect("sink task");
         let mut buf = vec![0u8; 4096];
         let n = server.recv(&mut buf).expect("recv");
         assert_eq!(field(&parse(&buf[..n]), "MESSAGE"), b"line");
+        let n = server.recv(&mut buf).expect("recv");
+        assert_eq!(field(&parse(&buf[..n]), "MESSAGE"), b"unfinished");
     }
 }

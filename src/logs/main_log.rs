@@ -229,10 +229,12 @@ impl<S: Subscriber> Layer<S> for MainLogLayer {
         fields.message.push_str(&fields.extra);
         let line = format_line(&chrono::Local::now(), label, &fields.message);
         if let Some(file) = &self.file {
-            if let Err(e) = lock(file).write(line.as_bytes()) {
-                // The activity log cannot report its own failure; stderr is
-                // the last resort, once per streak of failures.
-                eprintln!("corrald: {e}");
+            // The activity log cannot report its own failure; stderr is the
+            // last resort, once per streak of failures and once at its end.
+            match lock(file).write(line.as_bytes()) {
+                Ok(None) => {}
+                Ok(Some(resumed)) => eprintln!("corrald: {resumed}"),
+                Err(e) => eprintln!("corrald: {e}"),
             }
         }
         if self.stdout {
