@@ -366,6 +366,16 @@ fn an_include_tree_in_memory_loads_as_it_does_from_disk() {
 }
 
 #[test]
+fn a_huge_format_width_is_an_error_not_an_allocation() {
+    // Found by fuzzing (fuzz/load_config): a 2 GB `%(here)s` field.
+    let (err, _) = error_of("\n[include]\nfiles=%(here)222222222s");
+    assert_eq!(
+        err.supervisord_message(),
+        "Format string '%(here)222222222s' for 'include.files' is badly formatted: width too big"
+    );
+}
+
+#[test]
 fn include_parse_error_names_the_included_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("main.conf"), "[supervisord]\n[include]\nfiles=bad.ini\n").expect("write");
