@@ -328,6 +328,54 @@ fn includes_are_relative_sorted_and_know_their_here() {
 }
 
 #[test]
+fn an_include_tree_in_memory_loads_as_it_does_from_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = "[supervisord]\n[include]\nfiles = conf.d/*.conf extra/?.ini conf.d/s* none/*\n\
+                [program:main]\ncommand=%(here)s/m\n";
+    let files: &[(&str, &str)] = &[
+        ("conf.d/b.conf", "[program:b]\ncommand=%(here)s/b\n"),
+        ("conf.d/a.conf", "[program:a]\ncommand=%(here)s/a\n"),
+        ("conf.d/.hidden.conf", "[program:hidden]\ncommand=h\n"),
+        ("conf.d/sub/deep.conf", "[program:deep]\ncommand=d\n"),
+        ("conf.d/a.conf.disabled", "[program:z]\ncommand=z\n"),
+        ("extra/x.ini", "[group:g]\nprograms=a,b\n"),
+    ];
+    let mut memory = MemoryFiles::new();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        memory.insert(&path, text.as_bytes());
+    }
+    let path = dir.path().join("main.conf");
+    std::fs::write(&path, main).expect("write");
+    let from_disk = load_with(&path, &env()).expect("loads from disk");
+    let from_memory = load_text_with(&path, main, &env(), &memory).expect("loads from memory");
+    assert_eq!(from_memory, from_disk);
+    let mut names: Vec<&str> = from_disk.groups.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["g", "main"]);
+    let sub = dir.path().join("conf.d/sub").display().to_string();
+    assert!(
+        warnings(&from_disk).contains(&format!("could not read included file \"{sub}\"; skipped").as_str())
+    );
+    // Nothing is read from disk without an include tree: the patterns match nothing.
+    let alone = load_text_with(&path, main, &env(), &MemoryFiles::new()).expect("loads alone");
+    assert_eq!(alone.groups.len(), 1);
+    assert_eq!(warnings(&alone).iter().filter(|w| w.starts_with("No file matches via include")).count(), 4);
+}
+
+#[test]
+fn a_huge_format_width_is_an_error_not_an_allocation() {
+    // Found by fuzzing (fuzz/load_config): a 2 GB `%(here)s` field.
+    let (err, _) = error_of("\n[include]\nfiles=%(here)222222222s");
+    assert_eq!(
+        err.supervisord_message(),
+        "Format string '%(here)222222222s' for 'include.files' is badly formatted: width too big"
+    );
+}
+
+#[test]
 fn include_parse_error_names_the_included_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("main.conf"), "[supervisord]\n[include]\nfiles=bad.ini\n").expect("write");

@@ -74,10 +74,101 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 /// Loads `path` with the given environment (variables, host name, cwd).
 pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     let text = read_text(path)?;
+    load_text_with(path, &text, env, &DiskFiles)
+}
+
+/// Where `[include] files=` patterns are matched and the included files read.
+///
+/// [`load_with`] uses [`DiskFiles`]; [`MemoryFiles`] keeps a whole include tree
+/// in memory, so a configuration can be loaded without touching the disk.
+pub trait IncludeFiles {
+    /// The paths matching `pattern` (an absolute glob pattern), in any order.
+    fn matching(&self, pattern: &str) -> Vec<String>;
+    /// The bytes of `path`; an error skips the file with a warning, as supervisord does.
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>>;
+}
+
+/// supervisord's `glob.glob`: `*` never crosses a `/` and never matches a leading dot.
+const INCLUDE_GLOB: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: true,
+};
+
+/// Include files from the real filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskFiles;
+
+impl IncludeFiles for DiskFiles {
+    fn matching(&self, pattern: &str) -> Vec<String> {
+        match glob::glob_with(pattern, INCLUDE_GLOB) {
+            Ok(paths) => paths.filter_map(Result::ok).map(|p| p.to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+}
+
+/// Include files held in memory, keyed by absolute path.
+///
+/// Matching follows [`DiskFiles`] (the directories holding the files exist and
+/// match too, and cannot be read), except that a pattern is first normalised
+/// lexically, so `a/../b/*.conf` reports `b/x.conf` where the disk reports
+/// `a/../b/x.conf`.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFiles {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl MemoryFiles {
+    /// An empty tree: every include pattern matches nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the file at `path`, normalised to an absolute path.
+    pub fn insert(&mut self, path: impl AsRef<Path>, contents: impl Into<Vec<u8>>) {
+        let path = normpath(path.as_ref()).to_string_lossy().into_owned();
+        self.files.insert(path, contents.into());
+    }
+}
+
+impl IncludeFiles for MemoryFiles {
+    fn matching(&self, pattern: &str) -> Vec<String> {
+        let normal = normpath(Path::new(pattern)).to_string_lossy().into_owned();
+        let Ok(pattern) = glob::Pattern::new(&normal) else { return Vec::new() };
+        let mut entries = std::collections::BTreeSet::new();
+        for file in self.files.keys() {
+            entries.insert(file.clone());
+            let mut dir = py_dirname(file);
+            while entries.insert(dir.clone()) && dir != "/" {
+                dir = py_dirname(&dir);
+            }
+        }
+        entries.into_iter().filter(|path| pattern.matches_with(path, INCLUDE_GLOB)).collect()
+    }
+
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.files.get(path).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+/// Loads configuration `text` as if it had been read from `path` (which names it
+/// in messages, anchors `%(here)s` and relative includes, and is not read), with
+/// `[include]` files taken from `files`.
+pub fn load_text_with(
+    path: &Path,
+    text: &str,
+    env: &Environment,
+    files: &dyn IncludeFiles,
+) -> Result<Config, ConfigError> {
     let display = path.to_string_lossy().into_owned();
     let main_abs = normpath(&env.cwd.join(path));
     let mut ini = Ini::default();
-    ini.read(main_abs.clone(), &display, &text)
+    ini.read(main_abs.clone(), &display, text)
         .map_err(|e| ConfigError::new(e.message).at(path, Some(e.line)))?;
     let mut p = Parser {
         ini,
@@ -87,7 +178,7 @@ pub fn load_with(path: &Path, env: &Environment) -> Result<Config, ConfigError> 
         here_everywhere: false,
         messages: Vec::new(),
     };
-    read_includes(&mut p, &main_abs)?;
+    read_includes(&mut p, &main_abs, files)?;
 
     if !p.ini.has_section("supervisord") {
         return Err(ConfigError::new(".ini file does not include supervisord section").at(path, None));
@@ -145,7 +236,7 @@ fn auto_serverurl(unix: Option<&UnixHttpServerConfig>, inet: &[InetHttpServerCon
     })
 }
 
-fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
+fn read_includes(p: &mut Parser, main_abs: &Path, files_from: &dyn IncludeFiles) -> Result<(), ConfigError> {
     if !p.ini.has_section("include") {
         return Ok(());
     }
@@ -156,17 +247,9 @@ fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
         return Err(p.error_at_section("include", ".ini file has [include] section, but no files setting"));
     };
     let base = main_abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: true,
-    };
     for pattern in files.text.split_whitespace() {
         let full = base.join(pattern).to_string_lossy().into_owned();
-        let mut matches: Vec<String> = match glob::glob_with(&full, options) {
-            Ok(paths) => paths.filter_map(Result::ok).map(|p| p.to_string_lossy().into_owned()).collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut matches = files_from.matching(&full);
         if matches.is_empty() {
             p.warn(format!("No file matches via include \"{full}\""));
             continue;
@@ -174,7 +257,7 @@ fn read_includes(p: &mut Parser, main_abs: &Path) -> Result<(), ConfigError> {
         matches.sort();
         for filename in matches {
             p.info(format!("Included extra file \"{filename}\" during parsing"));
-            let Ok(bytes) = std::fs::read(&filename) else {
+            let Ok(bytes) = files_from.read(&filename) else {
                 // Python's RawConfigParser.read skips files it cannot open.
                 p.warn(format!("could not read included file \"{filename}\"; skipped"));
                 continue;

@@ -23,6 +23,9 @@ pub mod values;
 pub use describe::{describe, describe_limits};
 pub use environment::Environment;
 pub use error::{ConfigError, Location};
-pub use load::{default_search_paths, find_config, load, load_ctl_with, load_with, CORRAL_CONFIG_PATH};
+pub use load::{
+    default_search_paths, find_config, load, load_ctl_with, load_text_with, load_with, DiskFiles,
+    IncludeFiles, MemoryFiles, CORRAL_CONFIG_PATH,
+};
 pub use model::*;
 pub use readiness::{HealthAction, HealthCheck, HealthConfig, Probe, Readiness};

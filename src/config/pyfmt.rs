@@ -61,6 +61,13 @@ pub fn py_int(s: &str) -> Result<i64, String> {
     Ok(if neg { -v } else { v })
 }
 
+/// The largest width or precision accepted. Python accepts any that fits in
+/// memory (its limits are `width too big` past `isize::MAX` and `precision too big`
+/// past `i32::MAX`) and then tries to build the string; no value wider than
+/// Linux's `MAX_ARG_STRLEN` (128 KiB) can reach a child's argv or environment, so
+/// a larger field is refused with Python's message instead of allocating gigabytes.
+const MAX_WIDTH: usize = 131_072;
+
 /// Why a `%`-format failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormatError {
@@ -106,6 +113,11 @@ pub fn percent_format(template: &str, mapping: &BTreeMap<String, PyValue>) -> Re
             }
             key = Some(chars[start..i - 1].iter().collect::<String>());
         }
+        // Python looks the key up before it reads the rest of the specification.
+        let value = match &key {
+            Some(k) => Some(mapping.get(k).ok_or_else(|| FormatError::MissingKey(k.clone()))?),
+            None => None,
+        };
         let mut left = false;
         let mut zero = false;
         let mut plus = false;
@@ -124,7 +136,10 @@ pub fn percent_format(template: &str, mapping: &BTreeMap<String, PyValue>) -> Re
         }
         let mut width = 0usize;
         while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-            width = width.saturating_mul(10).saturating_add(d as usize);
+            width = width * 10 + d as usize;
+            if width > MAX_WIDTH {
+                return Err(FormatError::Bad("width too big".to_string()));
+            }
             i += 1;
         }
         if chars.get(i) == Some(&'*') {
@@ -135,7 +150,10 @@ pub fn percent_format(template: &str, mapping: &BTreeMap<String, PyValue>) -> Re
             i += 1;
             let mut p = 0usize;
             while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-                p = p.saturating_mul(10).saturating_add(d as usize);
+                p = p * 10 + d as usize;
+                if p > MAX_WIDTH {
+                    return Err(FormatError::Bad("precision too big".to_string()));
+                }
                 i += 1;
             }
             precision = Some(p);
@@ -160,10 +178,9 @@ pub fn percent_format(template: &str, mapping: &BTreeMap<String, PyValue>) -> Re
                 conv_index
             )));
         }
-        let Some(key) = key else {
+        let Some(value) = value else {
             return Err(FormatError::Bad(format!("unnamed conversion '%{conv}' (write %% for a literal %)")));
         };
-        let value = mapping.get(&key).ok_or_else(|| FormatError::MissingKey(key.clone()))?;
         let (body, numeric) = convert(conv, value, precision, alt)?;
         let signed = if numeric && !body.starts_with('-') && (plus || space) {
             format!("{}{}", if plus { '+' } else { ' ' }, body)
@@ -226,10 +243,8 @@ fn truncate(s: String, precision: Option<usize>) -> String {
 
 fn int_digits(n: i64, precision: Option<usize>, digits: impl Fn(u64) -> String) -> String {
     let mut d = digits(n.unsigned_abs());
-    if let Some(p) = precision {
-        while d.len() < p {
-            d.insert(0, '0');
-        }
+    if let Some(p) = precision.filter(|&p| p > d.len()) {
+        d = format!("{}{d}", "0".repeat(p - d.len()));
     }
     if n < 0 {
         d.insert(0, '-');
@@ -315,6 +330,29 @@ mod tests {
         assert_eq!(bad("%(a)z"), "unsupported format character 'z' (0x7a) at index 4");
         assert_eq!(bad("%(a)d"), "%d format: a real number is required, not str");
         assert_eq!(fmt("%(nope)s"), Err(FormatError::MissingKey("nope".into())));
+        // The key is looked up first, as in Python.
+        assert_eq!(fmt("%(nope)z"), Err(FormatError::MissingKey("nope".into())));
+        assert_eq!(fmt("%(nope)99999999999999999999999s"), Err(FormatError::MissingKey("nope".into())));
+    }
+
+    #[test]
+    fn huge_widths_and_precisions_are_refused_not_allocated() {
+        let bad = |t: &str| match fmt(t) {
+            Err(FormatError::Bad(m)) => m,
+            other => panic!("{t}: {other:?}"),
+        };
+        // Found by fuzzing (fuzz/load_config): the first overflowed a Vec's capacity,
+        // the second asked for a 2 GB string.
+        let wide = format!("%(a){}s/abs/*.conf", "2".repeat(50));
+        assert_eq!(bad(&wide), "width too big");
+        assert_eq!(bad("%(a)222222222s"), "width too big");
+        assert_eq!(bad("%(n).99999999999999999999999d"), "precision too big");
+        assert_eq!(bad("%(n).2147483647f"), "precision too big");
+        assert_eq!(bad("%(a).131073s"), "precision too big");
+        let widest = format!("%(a){MAX_WIDTH}s");
+        assert_eq!(fmt(&widest).map(|s| s.len()), Ok(MAX_WIDTH));
+        let zeros = format!("%(n).{MAX_WIDTH}d");
+        assert_eq!(fmt(&zeros).map(|s| s.len()), Ok(MAX_WIDTH));
     }
 
     #[test]
