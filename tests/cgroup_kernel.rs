@@ -208,7 +208,13 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
         for line in membership.lines() {
             let (_, rest) = line.split_once(':').expect("id");
             let (controllers, cgroup) = rest.split_once(':').expect("path");
-            let ours = matches!(controllers, "" | "memory" | "cpu" | "pids");
+            // Where corral puts every process: cgroup2 and, on hybrid hosts, the v1
+            // memory hierarchy (cpu and pids only for limits, none set here).
+            let ours = match guard.backend.mode() {
+                Mode::Hybrid => matches!(controllers, "" | "memory"),
+                Mode::Legacy => matches!(controllers, "memory" | "cpu" | "pids"),
+                _ => controllers.is_empty(),
+            };
             if ours && guard.backend.mode() != Mode::None {
                 assert!(cgroup.ends_with("/escape/p"), "{comm} ({pid}) is in {controllers}:{cgroup}");
             }

@@ -303,6 +303,36 @@ fn limits_change_live_without_a_new_pid() {
     assert_eq!(d.pid("svc"), pid, "same pid after both changes");
 }
 
+/// The cgroup of `pid` in the hierarchy that enforces `controller` (cgroup2 when no v1
+/// hierarchy carries it).
+fn cgroup_for_controller(pid: i64, controller: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v1 = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+        names.split(',').any(|n| n == controller).then(|| path.to_string())
+    });
+    v1.or_else(|| text.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string))).unwrap_or_default()
+}
+
+#[test]
+fn a_limit_added_while_running_takes_the_running_program_under_it() {
+    if !cgroups_usable() {
+        return;
+    }
+    let d = Daemon::start("[program:svc]\ncommand=sleep 1000\nstartsecs=0\n");
+    d.wait_state("svc", "RUNNING");
+    let pid = d.pid("svc");
+    let changes: std::collections::BTreeMap<String, Value> =
+        [("tasks_max".to_string(), s("16")), ("cpu_quota".to_string(), s("50%"))].into_iter().collect();
+    d.call("corral.setLimits", vec![s("svc"), Value::Struct(changes)]);
+    for controller in ["pids", "cpu"] {
+        let cgroup = cgroup_for_controller(pid, controller);
+        assert!(cgroup.ends_with("/svc/svc"), "{controller}: the program is in {cgroup}");
+    }
+    assert_eq!(d.pid("svc"), pid, "no restart");
+}
+
 #[test]
 fn a_limit_this_host_cannot_enforce_is_refused_at_load() {
     if !cgroups_usable() {

@@ -96,7 +96,12 @@ impl Backend for HybridBackend {
     fn apply_limits(&self, target: Target<'_>, limits: &Limits) -> Result<(), CgroupError> {
         let (v2, v1) = self.split(limits);
         self.unified.apply_limits(target, &v2)?;
-        self.legacy.apply_limits(target, &v1)
+        // A v1 hierarchy the program had no cgroup in gets one now, with its processes.
+        let processes = match target {
+            Target::Group(group) => self.unified.process_names(group)?,
+            Target::Process { .. } => Vec::new(),
+        };
+        self.legacy.apply_limits_placing(target, &v1, &processes, &|t| self.unified.pids(t))
     }
 
     fn kill(&self, target: Target<'_>) -> Result<(), CgroupError> {
@@ -216,10 +221,13 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (backend, unified) = fake_host(tmp.path(), "");
         let placement = backend.prepare_process("web", "web_00", &Limits::default()).expect("start");
-        // memory, cpu, pids on v1; no cpuacct or freezer dir; plus cgroup2.
-        assert_eq!(placement.procs_fds.len(), 4);
+        // memory on v1 (OOM kills, memory readings) plus cgroup2; cpu and pids only
+        // for limits; no cpuacct or freezer.
+        assert_eq!(placement.procs_fds.len(), 2);
         assert!(unified.join("corral/web/web_00").is_dir());
         assert!(tmp.path().join("memory/corral/web/web_00").is_dir());
+        assert!(!tmp.path().join("cpu/corral/web").exists(), "no cpu limit, no cpu cgroup");
+        assert!(!tmp.path().join("pids/corral/web").exists(), "no tasks limit, no pids cgroup");
         assert!(!tmp.path().join("freezer/corral").exists(), "cgroup2 owns membership");
         assert!(!tmp.path().join("cpuacct/corral").exists(), "cgroup2 cpu.stat has usage");
         let target = Target::Process { group: "web", process: "web_00" };
@@ -229,6 +237,83 @@ mod tests {
         backend.remove(Target::Group("web")).expect("remove");
         assert!(!unified.join("corral/web").exists());
         assert!(!tmp.path().join("memory/corral/web").exists());
+    }
+
+    /// Interface files the fake v1 roots offer (mkdir copies them down).
+    fn seed_v1_files(tmp: &std::path::Path) {
+        for (dir, files) in [
+            ("cpu", &["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares"][..]),
+            ("pids", &["pids.max"][..]),
+            ("memory", &["memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.oom_control"][..]),
+        ] {
+            for file in files {
+                fs::write(tmp.join(dir).join(file), "").expect("write");
+            }
+        }
+    }
+
+    #[test]
+    fn a_v1_limit_gives_the_process_a_cgroup_in_that_hierarchy_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (backend, _) = fake_host(tmp.path(), "");
+        seed_v1_files(tmp.path());
+        let limits = Limits { cpu_quota: Some(50), ..Limits::default() };
+        backend.prepare_group("web", &Limits::default()).expect("group");
+        let placement = backend.prepare_process("web", "web", &limits).expect("start");
+        assert_eq!(placement.procs_fds.len(), 3, "cgroup2, memory, cpu");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("cpu/corral/web/web/cpu.cfs_quota_us")).expect("read"),
+            "50000"
+        );
+        assert!(!tmp.path().join("pids/corral/web").exists());
+    }
+
+    #[test]
+    fn a_group_limit_puts_every_member_under_the_group_cgroup() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (backend, _) = fake_host(tmp.path(), "");
+        seed_v1_files(tmp.path());
+        backend.prepare_group("pool", &Limits { tasks_max: Some(64), ..Limits::default() }).expect("group");
+        assert_eq!(fs::read_to_string(tmp.path().join("pids/corral/pool/pids.max")).expect("read"), "64");
+        for worker in ["w0", "w1"] {
+            let placement = backend.prepare_process("pool", worker, &Limits::default()).expect("start");
+            assert_eq!(placement.procs_fds.len(), 3, "cgroup2, memory, pids (the group's budget)");
+            assert!(tmp.path().join("pids/corral/pool").join(worker).is_dir());
+        }
+        assert!(!tmp.path().join("cpu/corral/pool").exists());
+        // The limit is dropped from the configuration: the next activation removes the
+        // pids cgroup, so new starts do not land under the old budget.
+        backend.remove(Target::Group("pool")).expect("remove");
+        backend.prepare_group("pool", &Limits { tasks_max: Some(64), ..Limits::default() }).expect("again");
+        backend.prepare_group("pool", &Limits::default()).expect("without the limit");
+        assert!(!tmp.path().join("pids/corral/pool").exists());
+    }
+
+    #[test]
+    fn a_limit_set_while_running_moves_the_processes_into_a_new_cgroup() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (backend, unified) = fake_host(tmp.path(), "");
+        seed_v1_files(tmp.path());
+        backend.prepare_group("web", &Limits::default()).expect("group");
+        drop(backend.prepare_process("web", "web", &Limits::default()).expect("start"));
+        fs::write(unified.join("corral/web/web/cgroup.procs"), "4242\n").expect("the running process");
+        let target = Target::Process { group: "web", process: "web" };
+        backend.apply_limits(target, &Limits { tasks_max: Some(8), ..Limits::default() }).expect("apply");
+        let leaf = tmp.path().join("pids/corral/web/web");
+        assert_eq!(fs::read_to_string(leaf.join("cgroup.procs")).expect("read"), "4242");
+        assert_eq!(fs::read_to_string(leaf.join("pids.max")).expect("read"), "8");
+        // The same for a group: every process's cgroup, under the group's.
+        backend
+            .apply_limits(Target::Group("web"), &Limits { cpu_quota: Some(200), ..Limits::default() })
+            .expect("group");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("cpu/corral/web/web/cgroup.procs")).expect("read"),
+            "4242"
+        );
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("cpu/corral/web/cpu.cfs_quota_us")).expect("read"),
+            "200000"
+        );
     }
 
     #[test]

@@ -30,6 +30,11 @@ impl V1Tree {
         self.controllers.iter().any(|c| c == controller)
     }
 
+    /// Whether `limits` set anything this hierarchy's controllers enforce.
+    fn limited_by(&self, limits: &Limits) -> bool {
+        limits::requested(limits).iter().any(|(_, c)| self.has(c.v1_name()))
+    }
+
     fn dir(&self, target: Target<'_>) -> PathBuf {
         self.top.join(target.rel())
     }
@@ -70,6 +75,11 @@ pub struct LegacyBackend {
     /// Controllers whose limits this backend writes.
     limit_controllers: Vec<Controller>,
     /// False inside the hybrid backend, where cgroup2 owns membership and kill.
+    /// Then only the memory hierarchy (OOM kills, memory readings) gets a cgroup
+    /// for every group and process; cpu, pids and blkio get one only where a limit
+    /// needs it, as systemd realizes v1 controllers on hybrid hosts. Each cgroup
+    /// costs a mkdir on every start, and these carry nothing else: CPU use comes
+    /// from cgroup2's `cpu.stat`, tasks and IO from /proc.
     owns_membership: bool,
     top_name: String,
 }
@@ -131,6 +141,11 @@ impl LegacyBackend {
         Ok(LegacyBackend { trees, limit_controllers, owns_membership, top_name: options.top.clone() })
     }
 
+    /// Whether `tree` gets a cgroup for every group and process (see `owns_membership`).
+    fn always(&self, tree: &V1Tree) -> bool {
+        self.owns_membership || tree.has("memory")
+    }
+
     fn tree(&self, controller: &str) -> Option<&V1Tree> {
         self.trees.iter().find(|t| t.has(controller))
     }
@@ -141,11 +156,21 @@ impl LegacyBackend {
         self.tree("freezer").or_else(|| self.tree("memory")).or(self.trees.first())
     }
 
-    /// Creates the group's cgroup in every hierarchy; true when one already existed.
-    fn ensure_group(&self, group: &str) -> Result<bool, CgroupError> {
+    /// Creates the group's cgroup in every hierarchy that needs one for `limits`;
+    /// true when one already existed. Where none is needed, a cgroup left from an
+    /// earlier configuration is removed, so its processes do not land under stale limits.
+    fn ensure_group(&self, group: &str, limits: &Limits) -> Result<bool, CgroupError> {
         let mut existed = false;
         for tree in &self.trees {
             let dir = tree.dir(Target::Group(group));
+            if !self.always(tree) && !tree.limited_by(limits) {
+                match fsutil::rmdir_tree(&dir) {
+                    Ok(()) => continue,
+                    // Still in use (adopted processes): keep it, its limits get reset.
+                    Err(CgroupError::Busy { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             match tree.make(&dir)? {
                 Made::Created => {}
                 Made::Existed => existed = true,
@@ -161,7 +186,12 @@ impl LegacyBackend {
     fn write_limits(&self, target: Target<'_>, limits: &Limits, reset: bool) -> Result<(), CgroupError> {
         for &controller in &self.limit_controllers {
             if let Some(tree) = self.tree(controller.v1_name()) {
-                limits::write_v1(&tree.dir(target), limits, controller, reset)?;
+                let dir = tree.dir(target);
+                // A lazy hierarchy without a cgroup here has nothing to reset.
+                if !self.always(tree) && !tree.limited_by(limits) && !dir.exists() {
+                    continue;
+                }
+                limits::write_v1(&dir, limits, controller, reset)?;
             }
         }
         Ok(())
@@ -176,11 +206,15 @@ impl LegacyBackend {
         limits: &Limits,
     ) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
         let target = Target::Process { group, process };
+        let mut used = Vec::with_capacity(self.trees.len());
         for tree in &self.trees {
             let leaf = tree.dir(target);
+            let needed = self.always(tree) || tree.limited_by(limits);
             // The group was made when it was activated: one mkdir is the usual cost.
             match tree.make(&leaf)? {
                 Made::Created => {}
+                // A lazy hierarchy where the group has no cgroup: the process stays out.
+                Made::NoParent if !needed => continue,
                 Made::NoParent => {
                     tree.mkdir(&tree.top)?;
                     tree.mkdir(&tree.dir(Target::Group(group)))?;
@@ -196,9 +230,65 @@ impl LegacyBackend {
                     tree.mkdir(&leaf)?;
                 }
             }
+            used.push(tree);
         }
         self.write_limits(target, limits, false)?;
-        self.trees.iter().map(|tree| fsutil::open_procs(&tree.dir(target))).collect()
+        used.into_iter().map(|tree| fsutil::open_procs(&tree.dir(target))).collect()
+    }
+
+    /// Hybrid hosts: limits changed at run time may need a cgroup a lazy hierarchy
+    /// does not have yet. It is made, the processes (`members` lists a process
+    /// cgroup's pids, read from cgroup2, which owns membership) are moved in, and the
+    /// limits written.
+    pub(crate) fn apply_limits_placing(
+        &self,
+        target: Target<'_>,
+        limits: &Limits,
+        processes: &[String],
+        members: &dyn Fn(Target<'_>) -> Result<Vec<i32>, CgroupError>,
+    ) -> Result<(), CgroupError> {
+        target.validate()?;
+        for tree in self.trees.iter().filter(|t| !self.always(t) && t.limited_by(limits)) {
+            let (group, leaves): (&str, Vec<&str>) = match target {
+                Target::Process { group, process } => (group, vec![process]),
+                Target::Group(group) => (group, processes.iter().map(String::as_str).collect()),
+            };
+            let group_dir = tree.dir(Target::Group(group));
+            if tree.dir(target).exists()
+                && leaves.iter().all(|p| tree.dir(Target::Process { group, process: p }).exists())
+            {
+                continue;
+            }
+            tree.mkdir(&tree.top)?;
+            tree.mkdir(&group_dir)?;
+            for process in leaves {
+                let leaf_target = Target::Process { group, process };
+                let leaf = tree.dir(leaf_target);
+                tree.mkdir(&leaf)?;
+                // Forks racing the move are caught by the next round.
+                for _ in 0..10 {
+                    let pids = members(leaf_target)?;
+                    let outside: Vec<i32> = {
+                        let mut inside = Vec::new();
+                        fsutil::pids_recursive(&leaf, &mut inside)?;
+                        pids.into_iter().filter(|p| !inside.contains(p)).collect()
+                    };
+                    if outside.is_empty() {
+                        break;
+                    }
+                    for pid in outside {
+                        match fsutil::write(&leaf.join("cgroup.procs"), &pid.to_string()) {
+                            Ok(()) => {}
+                            // Gone meanwhile.
+                            Err(CgroupError::Io { source, .. })
+                                if source.raw_os_error() == Some(libc::ESRCH) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        self.write_limits(target, limits, true)
     }
 
     /// A directory below `<root>/<top>` where limit files can be probed
@@ -358,7 +448,7 @@ impl Backend for LegacyBackend {
         // not free (each cpu.cfs_* write walks every task group on the host, so a
         // thousand groups cost quadratic time); only a group that already existed
         // can hold stale values.
-        let existed = self.ensure_group(group)?;
+        let existed = self.ensure_group(group, limits)?;
         self.write_limits(Target::Group(group), limits, existed)
     }
 

@@ -112,6 +112,10 @@ pub(crate) fn write_v2(
     controllers: &[Controller],
     reset: bool,
 ) -> Result<(), CgroupError> {
+    // Nothing to set and nothing to reset: not even a probe (this runs on every start).
+    if !reset && limits.is_empty() {
+        return Ok(());
+    }
     let num = |v: Option<u64>| v.map(|v| v.to_string());
     for controller in controllers {
         match controller {
@@ -152,6 +156,10 @@ pub(crate) fn write_v1(
     controller: Controller,
     reset: bool,
 ) -> Result<(), CgroupError> {
+    // Nothing to set and nothing to reset: not even a probe (this runs on every start).
+    if !reset && limits.is_empty() {
+        return Ok(());
+    }
     let num = |v: Option<u64>| v.map(|v| v.to_string());
     match controller {
         Controller::Memory => {

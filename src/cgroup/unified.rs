@@ -140,6 +140,20 @@ impl UnifiedBackend {
         Ok((dir, made == Made::Existed))
     }
 
+    /// The processes that have a cgroup in `group` (directory names unescaped).
+    pub(crate) fn process_names(&self, group: &str) -> Result<Vec<String>, CgroupError> {
+        let dir = self.dir(Target::Group(group));
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(fsutil::subdirs(&dir)?
+            .iter()
+            .filter_map(|d| d.file_name()?.to_str())
+            // escape_name adds exactly one `_`, and to every name that starts with one.
+            .map(|n| n.strip_prefix('_').unwrap_or(n).to_string())
+            .collect())
+    }
+
     /// Makes a fresh, limited leaf and returns its directory.
     pub(crate) fn fresh_leaf(
         &self,

@@ -23,7 +23,10 @@ fn sections_with(p: &Parser, prefix: &str) -> Vec<String> {
 }
 
 fn shared(processes: Vec<ProcessConfig>) -> Vec<Arc<ProcessConfig>> {
-    processes.into_iter().map(Arc::new).collect()
+    // Not `collect()`: it would reuse the old buffer, a ProcessConfig per pointer.
+    let mut out = Vec::with_capacity(processes.len());
+    out.extend(processes.into_iter().map(Arc::new));
+    out
 }
 
 fn suffix_of(section: &str) -> &str {

@@ -295,12 +295,13 @@ struct ChildPlan<'a> {
 /// Size of the child's stack between clone and exec (only touched pages cost).
 const CHILD_STACK: usize = 256 * 1024;
 
-/// `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: the child borrows the
-/// daemon's memory until it execs, so no page table is copied and the daemon takes
-/// no copy-on-write faults afterwards, whatever its size. Returns the child's pid.
-fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
-    // SAFETY: a fresh anonymous mapping used only as the child's stack and unmapped
-    // after the child has exec'd or exited (CLONE_VFORK suspends us until then).
+/// The children's stack, mapped at the first spawn and kept (its address).
+static CHILD_STACK_MAP: std::sync::Mutex<Option<usize>> = std::sync::Mutex::new(None);
+
+/// Map the children's stack, with a guard page below it.
+fn map_child_stack() -> Result<*mut libc::c_void, i32> {
+    // SAFETY: a fresh anonymous mapping, used only as the children's stack and never
+    // unmapped (it is reused by every spawn).
     let stack = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -317,6 +318,25 @@ fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
     // A guard page below the stack turns an overflow into a fault, not corruption.
     // SAFETY: the first page of the mapping made above.
     unsafe { libc::mprotect(stack, page_size(), libc::PROT_NONE) };
+    Ok(stack)
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: the child borrows the
+/// daemon's memory until it execs, so no page table is copied and the daemon takes
+/// no copy-on-write faults afterwards, whatever its size. Returns the child's pid.
+fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
+    // One stack for every child: CLONE_VFORK suspends us until the child has exec'd or
+    // exited, and the lock keeps two spawning threads off it. Mapping a fresh one per
+    // spawn cost an mmap, page faults and an munmap (with its TLB flush) every time.
+    let mut cached = CHILD_STACK_MAP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let stack = match *cached {
+        Some(addr) => addr as *mut libc::c_void,
+        None => {
+            let stack = map_child_stack()?;
+            *cached = Some(stack as usize);
+            stack
+        }
+    };
     // Block every signal around the clone: until the child has reset the daemon's
     // handlers, a handler running in it would run on the daemon's memory.
     // SAFETY: plain sigset manipulation on local storage.
@@ -341,11 +361,11 @@ fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
         )
     };
     let clone_errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    // SAFETY: restoring the mask saved above; unmapping our own mapping.
+    // SAFETY: restoring the mask saved above.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        libc::munmap(stack, CHILD_STACK);
     }
+    drop(cached);
     if pid < 0 {
         return Err(clone_errno);
     }
