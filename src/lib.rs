@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod dbus;
 pub mod engine;
 pub mod events;
+pub mod heap;
 pub mod logs;
 pub mod notify;
 pub mod rpc;

@@ -105,6 +105,21 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// glibc's allocator tuned for a long-running daemon whose memory is mostly one
+/// thread's small records: one arena (a heap per thread that ever answered a large
+/// request kept megabytes it never gave back), and large buffers (an XML-RPC answer
+/// listing thousands of processes) mapped on their own and returned when freed,
+/// instead of the threshold growing until they stay in the heap.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
     // A re-exec left its state and descriptors; take them before anything opens more.
     let inherited = match HandOver::from_env() {
@@ -117,7 +132,8 @@ fn main() -> ExitCode {
             None
         }
     };
-    // Low in the descriptor table, before logs and sockets open: see spawn::child::slots.
+    tune_malloc();
+    // Low in the descriptor table, before logs and sockets open: see spawn::child::lanes.
     corral::spawn::child::reserve_slots();
     // First, while there is one thread: programs must not inherit systemd's notify socket.
     let notify_socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
@@ -314,6 +330,13 @@ fn run(
         corral::crit!(
             "Supervisor is running as root.  Privileges were not dropped because no user is specified in the config file.  If you intend to run as root, you can set user=root in the config file to avoid this message."
         );
+    }
+    // Only the main thread takes the handled signals (serve() unblocks them there):
+    // every thread made from now on starts with them blocked. A signal that arrives
+    // while the main thread holds them back for a re-exec then stays pending across
+    // the exec, instead of reaching a worker thread whose handler dies with the image.
+    if let Err(e) = handover::block_signals() {
+        tracing::warn!("blocking signals on the runtime's threads: {e}");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -646,6 +669,17 @@ async fn shutdown(handle: &Handle) {
 /// Signals are requests like any other: turn them into engine commands.
 fn forward_signals(handle: Handle) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
+    // A stop signal is noted in the handler itself: one that arrives just before a
+    // re-exec's exec, when the task below may not run again in this image, is then
+    // still carried to the next daemon (the task clears the note once the engine
+    // has taken the shutdown itself).
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            signal_hook_registry::register(sig, || SHUTDOWN_AFTER_REEXEC.store(true, Ordering::SeqCst))
+        }
+        .context("installing a signal handler")?;
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;

@@ -164,11 +164,16 @@ impl LegacyBackend {
         for tree in &self.trees {
             let dir = tree.dir(Target::Group(group));
             if !self.always(tree) && !tree.limited_by(limits) {
-                match fsutil::rmdir_tree(&dir) {
+                // Usually there is none: one rmdir says so.
+                match std::fs::remove_dir(&dir) {
                     Ok(()) => continue,
-                    // Still in use (adopted processes): keep it, its limits get reset.
-                    Err(CgroupError::Busy { .. }) => {}
-                    Err(e) => return Err(e),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(_) => match fsutil::rmdir_tree(&dir) {
+                        Ok(()) => continue,
+                        // Still in use (adopted processes): keep it, its limits get reset.
+                        Err(CgroupError::Busy { .. }) => {}
+                        Err(e) => return Err(e),
+                    },
                 }
             }
             match tree.make(&dir)? {
@@ -184,6 +189,9 @@ impl LegacyBackend {
     }
 
     fn write_limits(&self, target: Target<'_>, limits: &Limits, reset: bool) -> Result<(), CgroupError> {
+        if !reset && limits.is_empty() {
+            return Ok(());
+        }
         for &controller in &self.limit_controllers {
             if let Some(tree) = self.tree(controller.v1_name()) {
                 let dir = tree.dir(target);

@@ -28,6 +28,7 @@ use crate::config::{
     Config, GroupConfig, GroupKind, HealthAction, KillMode, Probe, ProcessConfig, Readiness,
 };
 use crate::logs::main_log::{ClearError, MainLogHandle};
+use crate::logs::pump::Pump;
 use crate::spawn::{self, command};
 use crate::stats::CpuSampler;
 
@@ -160,6 +161,14 @@ struct Drain {
     kill_at: Option<Instant>,
     /// No inotify watch: re-check on a short timer.
     poll: bool,
+}
+
+/// A child being launched: what must stay open until its exec, and what its start
+/// needs afterwards.
+struct Launching {
+    id: ProcId,
+    /// `ready=fd:N`: the read end to watch.
+    ready_read: Option<std::os::fd::OwnedFd>,
 }
 
 /// What a timer entry is for.
@@ -335,6 +344,11 @@ pub struct Engine {
     /// Exits of adopted orphans, reported by their pidfd watchers.
     orphan_tx: mpsc::UnboundedSender<u32>,
     orphan_rx: mpsc::UnboundedReceiver<u32>,
+    /// While many processes start at once: the ones whose spawn waits for
+    /// [`flush_spawns`](Engine::flush_spawns).
+    spawn_batch: Option<Vec<ProcId>>,
+    /// The task reading every plain output pipe, started with the first child.
+    pump: Option<Pump>,
 }
 
 fn wall_now() -> i64 {
@@ -398,6 +412,8 @@ impl Engine {
             shutdown_on_start: false,
             orphan_tx,
             orphan_rx,
+            spawn_batch: None,
+            pump: None,
         };
         (engine, Handle::new(tx, notices))
     }
@@ -537,6 +553,9 @@ impl Engine {
     }
 
     fn autostart(&mut self) {
+        // Many starts at once (the daemon's start, a restart, new groups): launched
+        // together, see flush_spawns.
+        self.spawn_batch = Some(Vec::new());
         for id in self.start_sequence() {
             let p = &self.procs[&id];
             if p.cfg.autostart
@@ -547,6 +566,7 @@ impl Engine {
                 self.request_start(id);
             }
         }
+        self.flush_spawns();
     }
 
     /// Every active process in start order: groups by priority, members by
@@ -797,7 +817,13 @@ impl Engine {
                 self.on_transition(id, &t);
                 None
             }
-            Action::Spawn => Some(self.spawn(id)),
+            Action::Spawn => match self.spawn_batch.as_mut() {
+                Some(batch) => {
+                    batch.push(id);
+                    None
+                }
+                None => Some(self.spawn(id)),
+            },
             Action::Signal { signal, group } => {
                 let group = group || self.procs.get(&id).is_some_and(|p| p.cfg.kill_mode == KillMode::Group);
                 self.send_signal(id, signal, group)
@@ -1003,8 +1029,16 @@ impl Engine {
     }
 
     fn spawn(&mut self, id: ProcId) -> Event {
+        match self.prepare_spawn(id) {
+            Ok((child, launching)) => self.finish_spawn(launching, child.launch()),
+            Err(failed) => failed,
+        }
+    }
+
+    /// Everything a start does before the clone: cgroups, command, environment, pipes.
+    fn prepare_spawn(&mut self, id: ProcId) -> Result<(spawn::child::Prepared, Launching), Event> {
         let Some(wants_notify) = self.procs.get(&id).map(|p| p.cfg.health.uses_notify()) else {
-            return Event::SpawnFailed("no such process".into());
+            return Err(Event::SpawnFailed("no such process".into()));
         };
         if wants_notify && self.notify_socket.is_none() {
             match checks::NotifySocket::bind(&self.config.supervisord.identifier, self.reports_tx.clone()) {
@@ -1012,21 +1046,18 @@ impl Engine {
                 Err(e) => tracing::warn!("cannot create the notify socket for programs: {e}"),
             }
         }
-        let placement = match self.place(id) {
-            Ok(pl) => pl,
-            Err(msg) => return Event::SpawnFailed(msg),
-        };
+        let placement = self.place(id).map_err(Event::SpawnFailed)?;
         let cgroup_fds = placement.as_ref().map(|pl| pl.raw_fds()).unwrap_or_default();
-        let Some(p) = self.procs.get_mut(&id) else { return Event::SpawnFailed("no such process".into()) };
+        let Some(p) = self.procs.get_mut(&id) else {
+            return Err(Event::SpawnFailed("no such process".into()));
+        };
         p.placed = placement.is_some();
         p.last_oom = false;
         p.oom = OomWatch::new();
         p.cpu.reset();
         let path = command::search_path(&p.cfg.environment, self.daemon_path.as_deref());
-        let resolved = match command::resolve(&p.cfg.command, &path) {
-            Ok(r) => r,
-            Err(e) => return Event::SpawnFailed(e.to_string()),
-        };
+        let resolved =
+            command::resolve(&p.cfg.command, &path).map_err(|e| Event::SpawnFailed(e.to_string()))?;
         let mut env = self.base_env.clone();
         let mut set = |k: &str, v: &str| {
             env.retain(|(ek, _)| ek != k);
@@ -1047,7 +1078,7 @@ impl Engine {
         if p.cfg.health.uses_notify() {
             match self.notify_socket.as_ref() {
                 Some(sock) => set("NOTIFY_SOCKET", &sock.env_value),
-                None => return Event::SpawnFailed("the notify socket is not available".into()),
+                None => return Err(Event::SpawnFailed("the notify socket is not available".into())),
             }
         }
         if let Some(w) = p.cfg.health.watchdog {
@@ -1056,7 +1087,7 @@ impl Engine {
         let ready_pipe = match p.cfg.health.ready {
             Readiness::Fd(n) => match checks::readiness_pipe(n) {
                 Ok(pair) => Some(pair),
-                Err(e) => return Event::SpawnFailed(format!("cannot create the readiness pipe: {e}")),
+                Err(e) => return Err(Event::SpawnFailed(format!("cannot create the readiness pipe: {e}"))),
             },
             _ => None,
         };
@@ -1076,9 +1107,41 @@ impl Engine {
             oom_score_adj: p.cfg.oom_score_adj,
             extra_fd,
         };
-        match spawn::spawn(req) {
+        match spawn::child::prepare(req) {
+            Ok(mut child) => {
+                // The placement and the readiness pipe's write end stay open until the
+                // clone returns; the engine keeps only the read end.
+                if let Some(pl) = placement {
+                    child.keep_until_launched(Box::new(pl));
+                }
+                let ready_read = ready_pipe.map(|(r, w)| {
+                    child.keep_until_launched(Box::new(w));
+                    r
+                });
+                Ok((child, Launching { id, ready_read }))
+            }
+            Err(e) => {
+                p.output.write_stderr(&p.cfg, &spawn::child::exec_failure_text(&e));
+                Err(Event::SpawnFailed(e.to_string()))
+            }
+        }
+    }
+
+    /// Everything a start does once the child has exec'd (or failed to).
+    fn finish_spawn(
+        &mut self,
+        launching: Launching,
+        result: Result<spawn::Spawned, spawn::SpawnError>,
+    ) -> Event {
+        let Launching { id, ready_read } = launching;
+        let pump = self.pump();
+        let Some(p) = self.procs.get_mut(&id) else {
+            return Event::SpawnFailed("no such process".into());
+        };
+        match result {
             Ok(child) => {
                 let hooks = self.listeners.spawned(&p.group, &p.cfg, child.pid, Some(&child.stdin)); // events
+                p.output.use_pump(pump);
                 p.output.attach(
                     &p.cfg,
                     child.pid,
@@ -1089,7 +1152,7 @@ impl Engine {
                 );
                 self.by_pid.insert(child.pid, id);
                 // Only the child keeps the write end, so the pipe closes when it dies.
-                if let (Some((r, _w)), Readiness::Fd(n)) = (ready_pipe, &p.cfg.health.ready) {
+                if let (Some(r), Readiness::Fd(n)) = (ready_read, &p.cfg.health.ready) {
                     let generation = p.checks.generation;
                     match checks::watch_ready_fd(r, *n, id, generation, self.reports_tx.clone()) {
                         Ok(task) => p.checks.ready_fd = Some(task),
@@ -1106,6 +1169,45 @@ impl Engine {
                 Event::SpawnFailed(e.to_string())
             }
         }
+    }
+
+    /// The output pump, started on first use (inside the runtime); `None` if it
+    /// cannot start, and then every pipe gets a reader task.
+    fn pump(&mut self) -> Option<Pump> {
+        if self.pump.is_none() {
+            match Pump::start() {
+                Ok(pump) => self.pump = Some(pump),
+                Err(e) => tracing::warn!("cannot start the output pump, using a task per pipe: {e}"),
+            }
+        }
+        self.pump.clone()
+    }
+
+    /// Start every process whose spawn was deferred while `spawn_batch` collected
+    /// them: each is prepared here and launched at once by the launcher threads,
+    /// so children exec in parallel; then each start completes in the order the
+    /// starts were made (supervisord's priority order), at the time of its exec.
+    fn flush_spawns(&mut self) {
+        let Some(ids) = self.spawn_batch.take() else { return };
+        let mut batch = spawn::child::Batch::new();
+        let mut launching = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.prepare_spawn(id) {
+                Ok((child, l)) => {
+                    batch.submit(child);
+                    launching.push(l);
+                }
+                Err(failed) => self.feed(id, failed),
+            }
+        }
+        for (l, (result, mono, wall)) in launching.into_iter().zip(batch.finish()) {
+            let id = l.id;
+            let event = self.finish_spawn(l, result);
+            let wall = wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            self.feed_at(id, event, Some(Clock { mono, wall }));
+        }
+        // The prepared children (argv, environment, messages) were freed in launch order.
+        crate::heap::trim();
     }
 
     fn send_signal(&mut self, id: ProcId, sig: i32, group: bool) -> Option<Event> {
@@ -2087,6 +2189,7 @@ impl Engine {
         let now = Instant::now();
         self.shutdown_on_start = state.state.shutdown;
         let mut adopted = 0;
+        let pump = self.pump();
         for sp in std::mem::take(&mut state.state.processes) {
             let (stdout, stderr, stdin) =
                 (state.take(sp.stdout), state.take(sp.stderr), state.take(sp.stdin));
@@ -2137,6 +2240,7 @@ impl Engine {
                     tracing::debug!("{}: no output pipe was handed over", p.cfg.name);
                 }
                 let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+                p.output.use_pump(pump.clone());
                 p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
                 p.output.restore_stdin(sp.stdin_pending);
             }
@@ -2262,6 +2366,7 @@ impl Engine {
         let stdin = orphans::reopen_pipe(pid, 0, true);
         // An AUTO log goes on in the file the previous daemon wrote (kept by the cleanup).
         let in_use = self.auto_logs_in_use();
+        let pump = self.pump();
         let sd = &self.config.supervisord;
         let Some(p) = self.procs.get_mut(&id) else { return false };
         let (fresh_out, fresh_err) = p.output.auto_paths();
@@ -2279,6 +2384,7 @@ impl Engine {
             "output not captured after adoption (the program closed its output pipes)"
         };
         let hooks = self.listeners.spawned(&p.group, &p.cfg, pid, stdin.as_ref()); // events
+        p.output.use_pump(pump);
         p.output.attach(&p.cfg, pid, stdout, stderr, stdin, hooks);
         tracing::warn!("adopted {} (pid {pid}) left running by a previous corrald; {note}", p.cfg.name);
         p.output.mark(&format!("corrald: adopted pid {pid} after an unclean daemon exit; {note}\n"));

@@ -13,6 +13,7 @@ use crate::config::{Config, LogFile, ProcessConfig};
 use crate::logs::capture::{read_pipe, ReaderConfig};
 use crate::logs::file::{lock, RotatingFile, SharedFile};
 use crate::logs::journal::{self, JournalTags, LineSink};
+use crate::logs::pump::{Destination, PipeKey, Pump};
 
 /// One channel's log: where it goes and the open file, once opened.
 #[derive(Debug, Default)]
@@ -97,8 +98,13 @@ pub(crate) struct Output {
     /// The running child's stdout/stderr read ends as their readers hold them
     /// (descriptor number, pipe inode), so a re-exec can reopen the same pipes.
     pipes: Vec<(Channel, RawFd, u64)>,
-    /// The reader tasks of the running child.
+    /// The reader tasks of the running child (pipes with events, capture mode or
+    /// line sinks).
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// Its plain pipes, read by the output pump.
+    pumped: Vec<PipeKey>,
+    /// The pump those are in.
+    pump: Option<Pump>,
     /// The journald/syslog line sink tasks fed by those readers; each ends once
     /// its reader is gone and it has sent what was queued for it.
     sinks: Vec<tokio::task::JoinHandle<()>>,
@@ -135,6 +141,8 @@ impl Output {
             strip_ansi: cfg.supervisord.strip_ansi,
             pipes: Vec::new(),
             readers: Vec::new(),
+            pumped: Vec::new(),
+            pump: None,
             sinks: Vec::new(),
         }
     }
@@ -166,7 +174,9 @@ impl Output {
         }
         self.pipes.clear();
         self.readers.clear();
+        self.pumped.clear();
         self.sinks.clear();
+        let pump = self.pump.clone();
         for (channel, fd, file, journal, ch) in readers {
             if let Ok(st) = nix::sys::stat::fstat(&fd) {
                 self.pipes.push((channel, fd.as_raw_fd(), st.st_ino));
@@ -174,9 +184,23 @@ impl Output {
             let mut rc = ReaderConfig::new(channel, file);
             rc.strip_ansi = self.strip_ansi;
             rc.capture_maxbytes = ch.capture_maxbytes as usize;
-            hooks.apply(channel, &mut rc); // events: PROCESS_LOG/COMMUNICATION, listener protocol
-                                           // `journal`: the reader's per-chunk output events feed a journald sink,
-                                           // which passes them on to the event hook set above, if any.
+            // events: PROCESS_LOG/COMMUNICATION, listener protocol
+            hooks.apply(channel, &mut rc);
+            // A log file and nothing else: the pump reads it, no task of its own.
+            let plain = rc.events.is_none() && rc.capture_maxbytes == 0 && journal.is_none() && !ch.syslog;
+            if let Some(pump) = pump.as_ref().filter(|_| plain) {
+                let dest = Destination {
+                    file: rc.file.take(),
+                    strip_ansi: rc.strip_ansi,
+                    name: p.name.as_str().into(),
+                    debug_copy: false,
+                    channel,
+                };
+                self.pumped.push(pump.add(fd, dest));
+                continue;
+            }
+            // `journal`: the reader's per-chunk output events feed a journald sink,
+            // which passes them on to the event hook set above, if any.
             if let Some(tags) = journal {
                 let sink = LineSink::journal(&journal::socket_path(), &JournalTags { pid, ..tags });
                 let (hook, task) =
@@ -202,6 +226,12 @@ impl Output {
         self.stdin = stdin.map(Stdin::new);
     }
 
+    /// Let the output pump read the plain pipes of the children attached from now
+    /// on (without one, every pipe gets a reader task).
+    pub fn use_pump(&mut self, pump: Option<Pump>) {
+        self.pump = pump;
+    }
+
     /// Queue stdin bytes a previous daemon accepted and had not written yet.
     pub fn restore_stdin(&mut self, pending: Vec<u8>) {
         match &mut self.stdin {
@@ -219,6 +249,7 @@ impl Output {
         self.stdin = None;
         self.pipes.clear();
         self.readers.clear();
+        self.pumped.clear();
         self.sinks.clear();
     }
 
@@ -252,9 +283,19 @@ impl Output {
                 Channel::Stderr => pipes.stderr = Some(fd),
             }
         }
-        let readers = std::mem::take(&mut self.readers);
+        let mut readers = std::mem::take(&mut self.readers);
         for r in &readers {
             r.abort();
+        }
+        // The pump lets go of a pipe between two chunks, so here too every byte it
+        // read is in the log file and the rest is still in the pipe.
+        if let Some(pump) = &self.pump {
+            for key in self.pumped.drain(..) {
+                let stopped = pump.stop(key);
+                readers.push(tokio::spawn(async move {
+                    let _ = stopped.await;
+                }));
+            }
         }
         (pipes, readers, std::mem::take(&mut self.sinks))
     }

@@ -313,6 +313,10 @@ impl Machine {
             Event::Spawned(pid) => {
                 if self.state == ProcessState::Starting {
                     self.pid = pid;
+                    // When many start together the exec may come a little after the
+                    // start was decided: uptime and startsecs count from the exec.
+                    self.laststart = Some(now.mono);
+                    self.start_wall = now.wall;
                     out.push(Action::Log(Level::Info, format!("spawned: '{}' with pid {}", cfg.name, pid)));
                     if cfg.health.ready != Readiness::Startsecs {
                         // Wait for the readiness signal; a zero timeout waits for ever.

@@ -30,7 +30,7 @@ use super::file::{lock, SharedFile};
 use super::Channel;
 
 /// Size of the per-thread read buffer: one default pipe capacity.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 thread_local! {
     /// Shared by every reader task that runs on this thread; borrowed only
@@ -227,6 +227,15 @@ impl<T: Clone> Pipeline<T> {
         }
     }
 
+    /// Send the events of the last chunk, if any. The sending future lives on the
+    /// heap only while there is something to send: inline it would make every
+    /// reader task (one per pipe, most never sending an event) twice as large.
+    async fn flush_events(&mut self) {
+        if !self.pending.is_empty() {
+            Box::pin(self.send_pending()).await;
+        }
+    }
+
     async fn send_pending(&mut self) {
         if self.pending.is_empty() {
             return;
@@ -292,12 +301,12 @@ pub async fn read_pipe<T: Clone>(pipe: OwnedFd, cfg: ReaderConfig<T>) -> Result<
             // Spurious readiness: wait again.
             Err(_would_block) => continue,
             Ok(Ok(0)) => {
-                pipeline.send_pending().await;
+                pipeline.flush_events().await;
                 return Ok(total);
             }
             Ok(Ok(n)) => {
                 total += n as u64;
-                pipeline.send_pending().await;
+                pipeline.flush_events().await;
                 // A child writing flat out keeps the pipe readable forever;
                 // give other tasks on this worker their turn.
                 tokio::task::consume_budget().await;
@@ -305,7 +314,7 @@ pub async fn read_pipe<T: Clone>(pipe: OwnedFd, cfg: ReaderConfig<T>) -> Result<
             Ok(Err(e)) => {
                 // EOF-like end: flush what the parser holds, then report.
                 pipeline.process(&[], true);
-                pipeline.send_pending().await;
+                pipeline.flush_events().await;
                 return Err(err(e));
             }
         }

@@ -2,8 +2,10 @@
 //!
 //! - [`file`]: [`RotatingFile`](file::RotatingFile), supervisord's size-based
 //!   rotation without its non-seekable-file failure.
-//! - [`capture`]: the per-pipe reader task that moves a child's output to its
-//!   log file and reports output events; [`ansi`] (`strip_ansi`) and
+//! - [`pump`]: one task moving the output of every plain pipe (a log file and
+//!   nothing else) to its file.
+//! - [`capture`]: the per-pipe reader task for pipes that also report output
+//!   events, use capture mode or feed journald/syslog; [`ansi`] (`strip_ansi`) and
 //!   [`capture_mode`] (the `XSUPERVISOR:BEGIN/END` parser) are its stages.
 //! - [`read`]: `readLog`/`tailProcessLog` semantics over positioned reads.
 //! - [`auto`]: AUTO child log names and their cleanup.
@@ -18,6 +20,7 @@ pub mod capture_mode;
 pub mod file;
 pub mod journal;
 pub mod main_log;
+pub mod pump;
 pub mod read;
 pub mod tail;
 

@@ -165,10 +165,46 @@ fn child_fail(msg: &[u8]) -> ! {
 
 /// Start a child. Returns once exec has succeeded (or failed, as an error).
 pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
-    let pipe_err = |e: io::Error| match e.raw_os_error() {
-        Some(libc::EMFILE) | Some(libc::ENFILE) => SpawnError::TooManyFiles(req.name.to_string()),
-        other => SpawnError::Pipes { name: req.name.to_string(), errno: errno_name(other.unwrap_or(0)) },
-    };
+    prepare(req)?.launch()
+}
+
+/// A child ready to be started: its pipes made, its argv, environment, credentials
+/// and messages rendered. [`Prepared::launch`] starts it, on any thread.
+pub struct Prepared {
+    name: String,
+    argv0: String,
+    /// The daemon's ends: stdin's write end, stdout's and stderr's read ends.
+    stdin_w: OwnedFd,
+    stdout_r: OwnedFd,
+    stderr_r: Option<OwnedFd>,
+    /// The child's ends, dup'd onto 0, 1, 2 (closed here once it has them).
+    stdio: [OwnedFd; 3],
+    /// Borrowed from the caller, who keeps them open until the launch returns.
+    cgroup_fds: Vec<RawFd>,
+    extra_fd: Option<(RawFd, i32)>,
+    creds: Credentials,
+    chdir: Option<(CString, Vec<u8>, Vec<u8>)>,
+    errno_names: Vec<(i32, Vec<u8>)>,
+    oom: Option<Vec<u8>>,
+    umask: Option<u32>,
+    exec: ExecImage,
+    /// Whatever must stay open until the clone returns, closed right after it.
+    keep: Vec<Box<dyn Send>>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("name", &self.name)
+            .field("argv0", &self.argv0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything for [`Prepared::launch`] but the clone itself. The descriptors in
+/// `req.cgroup_procs` and `req.extra_fd` must stay open until the launch returns.
+pub fn prepare(req: SpawnRequest<'_>) -> Result<Prepared, SpawnError> {
+    let pipe_err = |e: io::Error| pipe_error(req.name, e);
     let (stdin_r, stdin_w) = pipe().map_err(pipe_err)?;
     let (stdout_r, stdout_w) = pipe().map_err(pipe_err)?;
     let (stderr_r, stderr_w) = if req.redirect_stderr {
@@ -195,7 +231,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         )),
         None => None,
     };
-    let chdir_msgs: Option<(CString, Vec<u8>, Vec<u8>)> = chdir.map(|(c, shown)| {
+    let chdir = chdir.map(|(c, shown)| {
         let prefix = format!("supervisor: couldn't chdir to {shown}: ").into_bytes();
         let suffix = b"\nsupervisor: child process was not spawned\n".to_vec();
         (c, prefix, suffix)
@@ -204,70 +240,264 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
     // through /bin/sh, so an ENOEXEC must stay an error.
     let exec = ExecImage::new(&req.command.filename, &req.command.argv, &req.env)
         .map_err(|_| SpawnError::Exec { argv0: argv0.clone(), errno: "EINVAL".into() })?;
-    let oom = req.oom_score_adj.map(|v| v.to_string().into_bytes());
     // Pre-rendered errno names for the chdir message (no allocation in the child).
     let errno_names: Vec<(i32, Vec<u8>)> =
         [libc::ENOENT, libc::EACCES, libc::ENOTDIR, libc::ELOOP, libc::ENAMETOOLONG]
             .iter()
             .map(|&e| (e, errno_name(e).into_bytes()))
             .collect();
-
-    // Hand the child its descriptors through the low slots when they exist: it then
-    // copies only the descriptors below them instead of the daemon's whole table.
-    let mut slots = slots::lock();
-    let mut handed = Handed::default();
-    let stdio = [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
-    let extra = req.extra_fd.map(|(fd, _)| fd);
-    let sources = stdio.iter().copied().chain(req.cgroup_procs.iter().copied()).chain(extra);
-    let below = match slots.as_mut() {
-        Some(s) => match s.hand(sources, &mut handed) {
-            Ok(()) => Some(s.limit()),
-            Err(e) => return Err(pipe_err(e)),
-        },
-        None => {
-            handed.fds.extend(sources);
-            None
-        }
-    };
-    let n_cg = req.cgroup_procs.len();
-    let plan = ChildPlan {
-        unshare_below: below,
-        stdio: [handed.fds[0], handed.fds[1], handed.fds[2]],
-        cgroup_fds: &handed.fds[3..3 + n_cg],
-        oom: oom.as_deref(),
-        creds: &creds,
-        chdir: chdir_msgs.as_ref(),
-        errno_names: &errno_names,
+    Ok(Prepared {
+        name: req.name.to_string(),
+        argv0,
+        stdin_w,
+        stdout_r,
+        stderr_r,
+        stdio: [stdin_r, stdout_w, stderr_w],
+        cgroup_fds: req.cgroup_procs.to_vec(),
+        extra_fd: req.extra_fd,
+        creds,
+        chdir,
+        errno_names,
+        oom: req.oom_score_adj.map(|v| v.to_string().into_bytes()),
         umask: req.umask,
-        extra_fd: req.extra_fd.map(|(_, n)| (handed.fds[3 + n_cg], n)),
-        exec: &exec,
-        error: AtomicI32::new(0),
-    };
-    let cloned = clone_vfork(&plan);
-    // The child has its copies (or is gone): the slots must not keep its pipe ends open.
-    if let Some(s) = slots.as_mut() {
-        s.release(&handed);
+        exec,
+        keep: Vec::new(),
+    })
+}
+
+fn pipe_error(name: &str, e: io::Error) -> SpawnError {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => SpawnError::TooManyFiles(name.to_string()),
+        other => SpawnError::Pipes { name: name.to_string(), errno: errno_name(other.unwrap_or(0)) },
     }
-    drop(slots);
-    let pid = match cloned {
-        Ok(pid) => pid,
-        Err(errno) if errno == libc::EAGAIN => {
-            return Err(SpawnError::TooManyProcesses(req.name.to_string()))
+}
+
+impl Prepared {
+    /// Keep `value` (the owner of descriptors the request borrowed, such as the
+    /// cgroup placement) until the clone has returned, then drop it: a batch of
+    /// thousands must not hold every child's descriptors until the last has started.
+    pub fn keep_until_launched(&mut self, value: Box<dyn Send>) {
+        self.keep.push(value);
+    }
+
+    /// Clone and exec. Returns once the child has exec'd (or failed, as an error).
+    pub fn launch(self) -> Result<Spawned, SpawnError> {
+        let mut lane = lanes::take();
+        let result = self.launch_in(&mut lane);
+        lanes::give(lane);
+        result
+    }
+
+    fn launch_in(self, lane: &mut lanes::Lane) -> Result<Spawned, SpawnError> {
+        let Prepared {
+            name,
+            argv0,
+            stdin_w,
+            stdout_r,
+            stderr_r,
+            stdio,
+            cgroup_fds,
+            extra_fd,
+            creds,
+            chdir,
+            errno_names,
+            oom,
+            umask,
+            exec,
+            keep,
+        } = self;
+        if lane.stack.is_null() {
+            return Err(SpawnError::Exec { argv0, errno: errno_name(libc::ENOMEM) });
         }
-        Err(errno) => return Err(SpawnError::Exec { argv0, errno: errno_name(errno) }),
-    };
-    // The child has exec'd or exited: with CLONE_VFORK the parent resumes only then.
-    let errno = plan.error.load(Ordering::SeqCst);
-    if errno != 0 {
-        // It exited before exec; reap it here so the engine never sees an unknown pid.
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
-        return Err(SpawnError::Exec { argv0, errno: errno_name(errno) });
+        // Hand the child its descriptors through the lane's low slots when it has
+        // them: the child then copies only the descriptors below them instead of the
+        // daemon's whole table.
+        let mut handed = Handed::default();
+        let sources = stdio
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .chain(cgroup_fds.iter().copied())
+            .chain(extra_fd.map(|(fd, _)| fd));
+        let below = match lane.slots.as_mut() {
+            Some(s) => match s.hand(sources, &mut handed) {
+                Ok(()) => Some(s.limit()),
+                Err(e) => return Err(pipe_error(&name, e)),
+            },
+            None => {
+                handed.fds.extend(sources);
+                None
+            }
+        };
+        let n_cg = cgroup_fds.len();
+        let plan = ChildPlan {
+            unshare_below: below,
+            stdio: [handed.fds[0], handed.fds[1], handed.fds[2]],
+            cgroup_fds: &handed.fds[3..3 + n_cg],
+            oom: oom.as_deref(),
+            creds: &creds,
+            chdir: chdir.as_ref(),
+            errno_names: &errno_names,
+            umask,
+            extra_fd: extra_fd.map(|(_, n)| (handed.fds[3 + n_cg], n)),
+            exec: &exec,
+            error: AtomicI32::new(0),
+        };
+        let cloned = clone_vfork(&plan, lane.stack);
+        // The child has its copies (or is gone): the slots must not keep its pipe ends open.
+        if let Some(s) = lane.slots.as_mut() {
+            s.release(&handed);
+        }
+        drop(stdio);
+        drop(keep);
+        let pid = match cloned {
+            Ok(pid) => pid,
+            Err(errno) if errno == libc::EAGAIN => return Err(SpawnError::TooManyProcesses(name)),
+            Err(errno) => return Err(SpawnError::Exec { argv0, errno: errno_name(errno) }),
+        };
+        // The child has exec'd or exited: with CLONE_VFORK the parent resumes only then.
+        let errno = plan.error.load(Ordering::SeqCst);
+        if errno != 0 {
+            // It exited before exec; reap it here so the engine never sees an unknown pid.
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
+            return Err(SpawnError::Exec { argv0, errno: errno_name(errno) });
+        }
+        Ok(Spawned { pid: pid as u32, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
     }
-    Ok(Spawned { pid: pid as u32, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
+}
+
+/// Several children started at once: each [`Prepared`] submitted goes to a small
+/// pool of launcher threads right away, so children exec in parallel while the
+/// caller prepares the next ones (a clone waits for its child's exec, which on a
+/// busy machine is mostly waiting for a CPU); [`Batch::finish`] returns the
+/// results in submission order.
+pub struct Batch {
+    results: std::sync::mpsc::Receiver<(usize, Launched)>,
+    reply: std::sync::mpsc::Sender<(usize, Launched)>,
+    inline: Vec<(usize, Launched)>,
+    submitted: usize,
+}
+
+/// A launch result and when it happened (the exec, not the end of the batch).
+pub type Launched = (Result<Spawned, SpawnError>, std::time::Instant, std::time::SystemTime);
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        let (reply, results) = std::sync::mpsc::channel();
+        Batch { results, reply, inline: Vec::new(), submitted: 0 }
+    }
+
+    /// Start `child` as soon as a launcher is free. Returns its index.
+    pub fn submit(&mut self, child: Prepared) -> usize {
+        let index = self.submitted;
+        self.submitted += 1;
+        let job = Box::new(launchers::Job { index, child, reply: self.reply.clone() });
+        if let Err(job) = launchers::send(job) {
+            // No launcher thread: start it here.
+            self.inline.push((index, stamp(job.child.launch())));
+        }
+        index
+    }
+
+    /// Wait for every submitted child; results in submission order.
+    pub fn finish(self) -> Vec<Launched> {
+        let Batch { results, reply, inline, submitted } = self;
+        drop(reply);
+        let mut slots: Vec<Option<Launched>> = (0..submitted).map(|_| None).collect();
+        for (index, launched) in inline.into_iter().chain(results.iter()) {
+            if let Some(slot) = slots.get_mut(index) {
+                *slot = Some(launched);
+            }
+        }
+        slots
+            .into_iter()
+            .map(|l| {
+                l.unwrap_or_else(|| {
+                    let lost = SpawnError::Exec { argv0: String::new(), errno: "ECHILD".into() };
+                    (Err(lost), std::time::Instant::now(), std::time::SystemTime::now())
+                })
+            })
+            .collect()
+    }
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch::new()
+    }
+}
+
+fn stamp(result: Result<Spawned, SpawnError>) -> Launched {
+    (result, std::time::Instant::now(), std::time::SystemTime::now())
+}
+
+/// The launcher threads of [`Batch`].
+mod launchers {
+    use std::sync::mpsc::{Receiver, Sender};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use super::{stamp, Launched, Prepared};
+
+    /// Threads that clone in parallel. Waiting for an exec costs them no CPU, so a
+    /// few more than the cores a small host has.
+    pub(super) const THREADS: usize = 3;
+
+    pub(super) struct Job {
+        pub index: usize,
+        pub child: Prepared,
+        pub reply: Sender<(usize, Launched)>,
+    }
+
+    static POOL: OnceLock<Option<Mutex<Sender<Box<Job>>>>> = OnceLock::new();
+
+    fn start() -> Option<Mutex<Sender<Box<Job>>>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<Job>>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..THREADS {
+            let rx = Arc::clone(&rx);
+            let spawned =
+                std::thread::Builder::new().name(format!("corral-launch-{i}")).spawn(move || run(&rx));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!("cannot start a launcher thread: {e}"),
+            }
+        }
+        (started > 0).then(|| Mutex::new(tx))
+    }
+
+    fn run(rx: &Mutex<Receiver<Box<Job>>>) {
+        // Signals are for the daemon's own threads; these only clone and wait.
+        // SAFETY: blocking every signal on this thread with a local set.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        }
+        loop {
+            let job = match rx.lock() {
+                Ok(rx) => rx.recv(),
+                Err(poisoned) => poisoned.into_inner().recv(),
+            };
+            let Ok(job) = job else { return };
+            let _ = job.reply.send((job.index, stamp(job.child.launch())));
+        }
+    }
+
+    /// Queue `job` for a launcher; gives it back when there is none.
+    pub(super) fn send(job: Box<Job>) -> Result<(), Box<Job>> {
+        match POOL.get_or_init(start) {
+            Some(tx) => {
+                let tx = tx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                tx.send(job).map_err(|e| e.0)
+            }
+            None => Err(job),
+        }
+    }
 }
 
 /// Everything the child reads between clone and exec, built before the clone.
@@ -295,13 +525,10 @@ struct ChildPlan<'a> {
 /// Size of the child's stack between clone and exec (only touched pages cost).
 const CHILD_STACK: usize = 256 * 1024;
 
-/// The children's stack, mapped at the first spawn and kept (its address).
-static CHILD_STACK_MAP: std::sync::Mutex<Option<usize>> = std::sync::Mutex::new(None);
-
-/// Map the children's stack, with a guard page below it.
+/// Map a stack for children, with a guard page below it.
 fn map_child_stack() -> Result<*mut libc::c_void, i32> {
-    // SAFETY: a fresh anonymous mapping, used only as the children's stack and never
-    // unmapped (it is reused by every spawn).
+    // SAFETY: a fresh anonymous mapping, used only as children's stack by the one
+    // lane that owns it.
     let stack = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -324,19 +551,7 @@ fn map_child_stack() -> Result<*mut libc::c_void, i32> {
 /// `clone(CLONE_VM | CLONE_VFORK)`, as posix_spawn does: the child borrows the
 /// daemon's memory until it execs, so no page table is copied and the daemon takes
 /// no copy-on-write faults afterwards, whatever its size. Returns the child's pid.
-fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
-    // One stack for every child: CLONE_VFORK suspends us until the child has exec'd or
-    // exited, and the lock keeps two spawning threads off it. Mapping a fresh one per
-    // spawn cost an mmap, page faults and an munmap (with its TLB flush) every time.
-    let mut cached = CHILD_STACK_MAP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let stack = match *cached {
-        Some(addr) => addr as *mut libc::c_void,
-        None => {
-            let stack = map_child_stack()?;
-            *cached = Some(stack as usize);
-            stack
-        }
-    };
+fn clone_vfork(plan: &ChildPlan<'_>, stack: *mut libc::c_void) -> Result<libc::pid_t, i32> {
     // Block every signal around the clone: until the child has reset the daemon's
     // handlers, a handler running in it would run on the daemon's memory.
     // SAFETY: plain sigset manipulation on local storage.
@@ -365,7 +580,6 @@ fn clone_vfork(plan: &ChildPlan<'_>) -> Result<libc::pid_t, i32> {
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
-    drop(cached);
     if pid < 0 {
         return Err(clone_errno);
     }
@@ -516,20 +730,27 @@ struct Handed {
     fds: Vec<RawFd>,
 }
 
-/// A few descriptor numbers reserved low in the daemon's table.
+/// What one launch at a time uses: a child stack and, where the kernel allows, a
+/// dozen descriptor numbers reserved low in the daemon's table (the slots).
 ///
 /// A child started with `CLONE_FILES` drops everything at or above
 /// [`Slots::limit`] in one `close_range(CLOSE_RANGE_UNSHARE)`, which copies only
 /// the table below it. So before each clone the descriptors the child needs are
 /// `dup3`'d into the slots, and afterwards the slots point at `/dev/null` again.
 /// Reserved while the daemon has few descriptors open ([`reserve_slots`]), they
-/// keep the copy small whatever the number of programs.
-pub mod slots {
+/// keep the copy small whatever the number of programs. One lane per launcher
+/// thread and one for the engine; a launch that finds none free gets a lane of its
+/// own (a fresh stack, no slots: a full table copy) and drops it afterwards.
+///
+/// The stack is reused by every launch in the lane: CLONE_VFORK suspends the
+/// launching thread until its child has exec'd or exited. Mapping a fresh one per
+/// spawn cost an mmap, page faults and an munmap (with its TLB flush) every time.
+mod lanes {
     use std::io;
     use std::os::fd::RawFd;
-    use std::sync::{Mutex, MutexGuard, OnceLock};
+    use std::sync::{Mutex, OnceLock};
 
-    use super::Handed;
+    use super::{launchers, map_child_stack, Handed, CHILD_STACK};
 
     /// stdin, stdout, stderr, up to 8 cgroup hierarchies, one `ready=fd:N` pipe.
     const COUNT: usize = 12;
@@ -539,27 +760,45 @@ pub mod slots {
         fds: [RawFd; COUNT],
     }
 
-    static SLOTS: OnceLock<Mutex<Option<Slots>>> = OnceLock::new();
-
-    /// Reserve the slots now (idempotent). Call early, while the daemon's table is
-    /// small; spawns before this, or on a kernel without `close_range`, copy the
-    /// whole table instead.
-    pub fn reserve() {
-        SLOTS.get_or_init(|| Mutex::new(make()));
+    pub(super) struct Lane {
+        pub slots: Option<Slots>,
+        pub stack: *mut libc::c_void,
+        /// A lane made for one launch, unmapped when given back.
+        spare: bool,
     }
 
-    fn make() -> Option<Slots> {
+    // SAFETY: the stack pointer is a private mapping used by whichever thread holds
+    // the lane; lanes move between threads only through the pool's mutex.
+    unsafe impl Send for Lane {}
+
+    static LANES: OnceLock<Mutex<Vec<Lane>>> = OnceLock::new();
+
+    /// Reserve the lanes now (idempotent). Call early, while the daemon's table is
+    /// small; on a kernel without `close_range` the lanes have no slots.
+    pub(super) fn reserve() {
+        LANES.get_or_init(|| Mutex::new(make(launchers::THREADS + 1)));
+    }
+
+    fn make(n: usize) -> Vec<Lane> {
         // SAFETY: close_range on an empty range above any open descriptor changes
         // nothing; it only tells whether the kernel has the call (Linux 5.9).
-        if unsafe { libc::syscall(libc::SYS_close_range, libc::c_uint::MAX, libc::c_uint::MAX, 0) } != 0 {
+        let close_range =
+            unsafe { libc::syscall(libc::SYS_close_range, libc::c_uint::MAX, libc::c_uint::MAX, 0) } == 0;
+        if !close_range {
             tracing::debug!("close_range unavailable: children copy the whole descriptor table");
-            return None;
         }
-        // SAFETY: open/fcntl on a constant path; every descriptor made is kept in `Slots`.
+        // SAFETY: open on a constant path; the descriptor is kept for the daemon's life.
         let devnull = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if devnull < 0 {
-            return None;
+        let mut lanes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Ok(stack) = map_child_stack() else { break };
+            let slots = (close_range && devnull >= 0).then(|| slots(devnull)).flatten();
+            lanes.push(Lane { slots, stack, spare: false });
         }
+        lanes
+    }
+
+    fn slots(devnull: RawFd) -> Option<Slots> {
         let mut fds = [-1; COUNT];
         for slot in &mut fds {
             // Above the standard three, which the child's own stdio replaces.
@@ -572,8 +811,27 @@ pub mod slots {
         Some(Slots { devnull, fds })
     }
 
-    pub(super) fn lock() -> MutexGuard<'static, Option<Slots>> {
-        SLOTS.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A free lane, or a spare one made for this launch.
+    pub(super) fn take() -> Lane {
+        let pooled = LANES.get().and_then(|l| l.lock().unwrap_or_else(|p| p.into_inner()).pop());
+        pooled.unwrap_or_else(|| {
+            let stack = map_child_stack().unwrap_or(std::ptr::null_mut());
+            Lane { slots: None, stack, spare: true }
+        })
+    }
+
+    /// Return a lane taken with [`take`].
+    pub(super) fn give(lane: Lane) {
+        if lane.spare {
+            if !lane.stack.is_null() {
+                // SAFETY: the spare mapping made in `take`, no longer used.
+                unsafe { libc::munmap(lane.stack, CHILD_STACK) };
+            }
+            return;
+        }
+        if let Some(pool) = LANES.get() {
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(lane);
+        }
     }
 
     impl Slots {
@@ -614,10 +872,10 @@ pub mod slots {
     }
 }
 
-/// Reserve the low descriptor slots children are handed their descriptors through;
-/// see [`slots`]. The engine calls it before it opens any log file.
+/// Reserve the low descriptor slots and stacks children are started with; see
+/// [`lanes`]. The engine calls it before it opens any log file.
 pub fn reserve_slots() {
-    slots::reserve();
+    lanes::reserve();
 }
 
 /// argv and environment as NUL-terminated arrays, built before the clone so the
@@ -628,6 +886,10 @@ struct ExecImage {
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
 }
+
+// SAFETY: the pointers point into `_strings`, owned by the same value and never
+// changed after construction, so the image can move to a launcher thread whole.
+unsafe impl Send for ExecImage {}
 
 impl ExecImage {
     fn new(
