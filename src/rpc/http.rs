@@ -129,5 +129,13 @@ async fn rpc(state: AppState, req: Request) -> Response {
             return error_response(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
+    if xml.len() > BIG_REPLY {
+        // The value tree behind a big reply (a struct per process) is freed by now,
+        // in small pieces all over the heap: give those pages back.
+        tokio::spawn(async { crate::heap::trim() });
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], Body::from(xml)).into_response()
 }
+
+/// A reply this size (a few hundred processes' info) is worth a heap trim after.
+const BIG_REPLY: usize = 256 * 1024;
