@@ -208,10 +208,10 @@ fn double_forked_and_setsid_descendants_are_placed_and_killed() {
         for line in membership.lines() {
             let (_, rest) = line.split_once(':').expect("id");
             let (controllers, cgroup) = rest.split_once(':').expect("path");
-            // Where corral puts every process: cgroup2 and, on hybrid hosts, the v1
-            // memory hierarchy (cpu and pids only for limits, none set here).
+            // Where corral puts every process: cgroup2 (on hybrid hosts v1 hierarchies
+            // only for limits, none set here).
             let ours = match guard.backend.mode() {
-                Mode::Hybrid => matches!(controllers, "" | "memory"),
+                Mode::Hybrid => controllers.is_empty(),
                 Mode::Legacy => matches!(controllers, "memory" | "cpu" | "pids"),
                 _ => controllers.is_empty(),
             };

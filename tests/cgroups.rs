@@ -323,10 +323,15 @@ fn a_limit_added_while_running_takes_the_running_program_under_it() {
     let d = Daemon::start("[program:svc]\ncommand=sleep 1000\nstartsecs=0\n");
     d.wait_state("svc", "RUNNING");
     let pid = d.pid("svc");
-    let changes: std::collections::BTreeMap<String, Value> =
-        [("tasks_max".to_string(), s("16")), ("cpu_quota".to_string(), s("50%"))].into_iter().collect();
+    let changes: std::collections::BTreeMap<String, Value> = [
+        ("tasks_max".to_string(), s("16")),
+        ("cpu_quota".to_string(), s("50%")),
+        ("memory_max".to_string(), s("256M")),
+    ]
+    .into_iter()
+    .collect();
     d.call("corral.setLimits", vec![s("svc"), Value::Struct(changes)]);
-    for controller in ["pids", "cpu"] {
+    for controller in ["pids", "cpu", "memory"] {
         let cgroup = cgroup_for_controller(pid, controller);
         assert!(cgroup.ends_with("/svc/svc"), "{controller}: the program is in {cgroup}");
     }

@@ -637,7 +637,12 @@ async fn serve_once(
         }
     });
     tracing::info!("corrald started with pid {}", std::process::id());
-    let exit = engine.run().await.context("running the engine")?;
+    // On the worker threads, like the tasks that wake it: an exit, a request or a
+    // timer then runs the engine on the thread that saw it, without a hop to this one.
+    let exit = tokio::spawn(engine.run())
+        .await
+        .map_err(|e| anyhow::anyhow!("the engine task failed: {e}"))?
+        .context("running the engine")?;
     let _ = stop_tx.send(true);
     match front_ends.await {
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),

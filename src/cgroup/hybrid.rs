@@ -221,11 +221,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (backend, unified) = fake_host(tmp.path(), "");
         let placement = backend.prepare_process("web", "web_00", &Limits::default()).expect("start");
-        // memory on v1 (OOM kills, memory readings) plus cgroup2; cpu and pids only
-        // for limits; no cpuacct or freezer.
-        assert_eq!(placement.procs_fds.len(), 2);
+        // cgroup2 only: v1 hierarchies only for limits; no cpuacct or freezer.
+        assert_eq!(placement.procs_fds.len(), 1);
         assert!(unified.join("corral/web/web_00").is_dir());
-        assert!(tmp.path().join("memory/corral/web/web_00").is_dir());
+        assert!(!tmp.path().join("memory/corral/web").exists(), "no memory limit, no memory cgroup");
         assert!(!tmp.path().join("cpu/corral/web").exists(), "no cpu limit, no cpu cgroup");
         assert!(!tmp.path().join("pids/corral/web").exists(), "no tasks limit, no pids cgroup");
         assert!(!tmp.path().join("freezer/corral").exists(), "cgroup2 owns membership");
@@ -260,7 +259,7 @@ mod tests {
         let limits = Limits { cpu_quota: Some(50), ..Limits::default() };
         backend.prepare_group("web", &Limits::default()).expect("group");
         let placement = backend.prepare_process("web", "web", &limits).expect("start");
-        assert_eq!(placement.procs_fds.len(), 3, "cgroup2, memory, cpu");
+        assert_eq!(placement.procs_fds.len(), 2, "cgroup2, cpu");
         assert_eq!(
             fs::read_to_string(tmp.path().join("cpu/corral/web/web/cpu.cfs_quota_us")).expect("read"),
             "50000"
@@ -277,7 +276,7 @@ mod tests {
         assert_eq!(fs::read_to_string(tmp.path().join("pids/corral/pool/pids.max")).expect("read"), "64");
         for worker in ["w0", "w1"] {
             let placement = backend.prepare_process("pool", worker, &Limits::default()).expect("start");
-            assert_eq!(placement.procs_fds.len(), 3, "cgroup2, memory, pids (the group's budget)");
+            assert_eq!(placement.procs_fds.len(), 2, "cgroup2, pids (the group's budget)");
             assert!(tmp.path().join("pids/corral/pool").join(worker).is_dir());
         }
         assert!(!tmp.path().join("cpu/corral/pool").exists());

@@ -75,11 +75,14 @@ pub struct LegacyBackend {
     /// Controllers whose limits this backend writes.
     limit_controllers: Vec<Controller>,
     /// False inside the hybrid backend, where cgroup2 owns membership and kill.
-    /// Then only the memory hierarchy (OOM kills, memory readings) gets a cgroup
-    /// for every group and process; cpu, pids and blkio get one only where a limit
-    /// needs it, as systemd realizes v1 controllers on hybrid hosts. Each cgroup
-    /// costs a mkdir on every start, and these carry nothing else: CPU use comes
-    /// from cgroup2's `cpu.stat`, tasks and IO from /proc.
+    /// Then a group or process gets a cgroup in a v1 hierarchy only where one of
+    /// its limits needs that controller, as systemd realizes v1 controllers on
+    /// hybrid hosts. Each one costs a mkdir per start and, worse, a migration: a
+    /// write to a v1 `cgroup.procs` waits for an RCU grace period when nothing has
+    /// migrated lately (10-20 ms for a lone restart), where cgroup2 places the child
+    /// at clone time. Without them CPU use comes from cgroup2's `cpu.stat`, tasks,
+    /// IO and memory from /proc; OOM kills are attributed to programs with a memory
+    /// limit (the memory cgroup counts them), as systemd does on such hosts.
     owns_membership: bool,
     top_name: String,
 }
@@ -142,8 +145,8 @@ impl LegacyBackend {
     }
 
     /// Whether `tree` gets a cgroup for every group and process (see `owns_membership`).
-    fn always(&self, tree: &V1Tree) -> bool {
-        self.owns_membership || tree.has("memory")
+    fn always(&self, _tree: &V1Tree) -> bool {
+        self.owns_membership
     }
 
     fn tree(&self, controller: &str) -> Option<&V1Tree> {

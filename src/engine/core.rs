@@ -1048,6 +1048,8 @@ impl Engine {
         }
         let placement = self.place(id).map_err(Event::SpawnFailed)?;
         let cgroup_fds = placement.as_ref().map(|pl| pl.raw_fds()).unwrap_or_default();
+        let cgroup_dir =
+            placement.as_ref().and_then(|pl| pl.unified_dir.as_ref()).map(std::os::fd::AsRawFd::as_raw_fd);
         let Some(p) = self.procs.get_mut(&id) else {
             return Err(Event::SpawnFailed("no such process".into()));
         };
@@ -1104,6 +1106,7 @@ impl Engine {
             umask: p.cfg.umask,
             redirect_stderr: p.cfg.redirect_stderr,
             cgroup_procs: &cgroup_fds,
+            cgroup_dir,
             oom_score_adj: p.cfg.oom_score_adj,
             extra_fd,
         };

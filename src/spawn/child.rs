@@ -37,6 +37,10 @@ pub struct SpawnRequest<'a> {
     /// `cgroup.procs` files (opened O_WRONLY by the caller) the child writes `0`
     /// into before exec, so it and everything it forks start inside its cgroups.
     pub cgroup_procs: &'a [RawFd],
+    /// The cgroup2 leaf's directory, whose `cgroup.procs` is the last of
+    /// `cgroup_procs`: where the kernel can, the child is created in it
+    /// (`clone3(CLONE_INTO_CGROUP)`) instead of writing itself in.
+    pub cgroup_dir: Option<RawFd>,
     /// Written to `/proc/self/oom_score_adj` in the child.
     pub oom_score_adj: Option<i32>,
     /// `(fd, n)`: the child gets the caller's open `fd` as its descriptor `n`
@@ -181,6 +185,7 @@ pub struct Prepared {
     stdio: [OwnedFd; 3],
     /// Borrowed from the caller, who keeps them open until the launch returns.
     cgroup_fds: Vec<RawFd>,
+    cgroup_dir: Option<RawFd>,
     extra_fd: Option<(RawFd, i32)>,
     creds: Credentials,
     chdir: Option<(CString, Vec<u8>, Vec<u8>)>,
@@ -254,6 +259,7 @@ pub fn prepare(req: SpawnRequest<'_>) -> Result<Prepared, SpawnError> {
         stderr_r,
         stdio: [stdin_r, stdout_w, stderr_w],
         cgroup_fds: req.cgroup_procs.to_vec(),
+        cgroup_dir: req.cgroup_dir,
         extra_fd: req.extra_fd,
         creds,
         chdir,
@@ -297,6 +303,7 @@ impl Prepared {
             stderr_r,
             stdio,
             cgroup_fds,
+            cgroup_dir,
             extra_fd,
             creds,
             chdir,
@@ -329,10 +336,15 @@ impl Prepared {
             }
         };
         let n_cg = cgroup_fds.len();
-        let plan = ChildPlan {
+        // Created inside its cgroup2 leaf, the child need not write itself in: a
+        // write to cgroup.procs is a migration, which can wait for an RCU grace
+        // period (milliseconds) when nothing has migrated lately.
+        let into = cgroup_dir.filter(|_| n_cg > 0 && clone3::usable());
+        let joins = if into.is_some() { n_cg - 1 } else { n_cg };
+        let mut plan = ChildPlan {
             unshare_below: below,
             stdio: [handed.fds[0], handed.fds[1], handed.fds[2]],
-            cgroup_fds: &handed.fds[3..3 + n_cg],
+            cgroup_fds: &handed.fds[3..3 + joins],
             oom: oom.as_deref(),
             creds: &creds,
             chdir: chdir.as_ref(),
@@ -342,7 +354,15 @@ impl Prepared {
             exec: &exec,
             error: AtomicI32::new(0),
         };
-        let cloned = clone_vfork(&plan, lane.stack);
+        let mut cloned = match into {
+            Some(dir) => clone3::clone_into(&plan, lane.stack, dir),
+            None => Err(clone3::UNSUPPORTED),
+        };
+        if cloned == Err(clone3::UNSUPPORTED) {
+            // No clone3 or no CLONE_INTO_CGROUP here: the child writes every cgroup.
+            plan.cgroup_fds = &handed.fds[3..3 + n_cg];
+            cloned = clone_vfork(&plan, lane.stack);
+        }
         // The child has its copies (or is gone): the slots must not keep its pipe ends open.
         if let Some(s) = lane.slots.as_mut() {
             s.release(&handed);
@@ -584,6 +604,132 @@ fn clone_vfork(plan: &ChildPlan<'_>, stack: *mut libc::c_void) -> Result<libc::p
         return Err(clone_errno);
     }
     Ok(pid)
+}
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP)`: [`clone_vfork`] with the
+/// child created directly in a cgroup2 directory (Linux 5.7). libc has no wrapper
+/// that runs a function on a new stack, so the x86_64 entry is a few instructions
+/// of assembly, as glibc's own `clone3`; elsewhere, or where the kernel refuses,
+/// callers fall back to `clone` and the child writing `cgroup.procs`.
+mod clone3 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::{child_main, ChildPlan, CHILD_STACK};
+
+    /// The error standing for "no such clone here": try the other way.
+    pub(super) const UNSUPPORTED: i32 = -1;
+
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+
+    /// Whether to try clone3 (not yet refused by this kernel).
+    pub(super) fn usable() -> bool {
+        cfg!(target_arch = "x86_64") && !REFUSED.load(Ordering::Relaxed)
+    }
+
+    /// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+    /// Start `child_main(plan)` in the cgroup2 directory `dir`; the pid, an errno,
+    /// or [`UNSUPPORTED`] (remembered, so later spawns go straight to `clone`).
+    pub(super) fn clone_into(
+        plan: &ChildPlan<'_>,
+        stack: *mut libc::c_void,
+        dir: std::os::fd::RawFd,
+    ) -> Result<libc::pid_t, i32> {
+        let mut flags = (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | CLONE_INTO_CGROUP;
+        if plan.unshare_below.is_some() {
+            flags |= libc::CLONE_FILES as u64;
+        }
+        let args = CloneArgs {
+            flags,
+            pidfd: 0,
+            child_tid: 0,
+            parent_tid: 0,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack as u64,
+            stack_size: CHILD_STACK as u64,
+            tls: 0,
+            set_tid: 0,
+            set_tid_size: 0,
+            cgroup: dir as u64,
+        };
+        // Signals blocked around the clone, as in `clone_vfork`.
+        // SAFETY: plain sigset manipulation on local storage.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
+        // SAFETY: `args` describes a valid stack that only the child uses; the child
+        // runs `child_main(plan)` on it and never returns into this frame, and we are
+        // suspended (CLONE_VFORK) until it has exec'd or exited, so `plan` outlives it.
+        let ret = unsafe { raw_clone3(&args, plan) };
+        // SAFETY: restoring the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        if ret >= 0 {
+            return Ok(ret as libc::pid_t);
+        }
+        let errno = -ret as i32;
+        match errno {
+            // No clone3, no CLONE_INTO_CGROUP, or a struct size it does not know.
+            libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EPERM => {
+                REFUSED.store(true, Ordering::Relaxed);
+                tracing::debug!("clone3(CLONE_INTO_CGROUP) refused ({errno}); children write cgroup.procs");
+                Err(UNSUPPORTED)
+            }
+            other => Err(other),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn raw_clone3(args: &CloneArgs, plan: &ChildPlan<'_>) -> i64 {
+        let ret: i64;
+        let entry: extern "C" fn(*mut libc::c_void) -> libc::c_int = child_main;
+        // The child starts on the new stack with every other register as ours: it
+        // calls the entry with the plan and, should it return, exits.
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") entry,
+            in("r13") plan as *const ChildPlan<'_>,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+        ret
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn raw_clone3(_args: &CloneArgs, _plan: &ChildPlan<'_>) -> i64 {
+        -(libc::ENOSYS as i64)
+    }
 }
 
 fn page_size() -> usize {

@@ -20,7 +20,8 @@ pub struct Stats {
     pub cgroup: Option<String>,
     /// CPU time consumed, microseconds (cgroup, else the main pid).
     pub cpu_usage_usec: Option<u64>,
-    /// Memory charged to the cgroup, bytes.
+    /// Memory charged to the cgroup, bytes; where no memory cgroup counts it (no
+    /// cgroups, or a hybrid host without a memory limit), the processes' RSS.
     pub memory_current: Option<u64>,
     /// Highest memory charged since the cgroup was made, bytes.
     pub memory_peak: Option<u64>,
@@ -113,6 +114,7 @@ fn fill_from_pids(stats: &mut Stats, pids: &[i32]) {
     let mut fds = 0u64;
     let mut read = 0u64;
     let mut write = 0u64;
+    let mut rss = 0u64;
     for &pid in pids {
         let Some(info) = procinfo::read_pid(pid) else {
             continue;
@@ -122,9 +124,12 @@ fn fill_from_pids(stats: &mut Stats, pids: &[i32]) {
         fds += info.open_fds.unwrap_or(0);
         read = read.saturating_add(info.io_read_bytes.unwrap_or(0));
         write = write.saturating_add(info.io_write_bytes.unwrap_or(0));
+        rss = rss.saturating_add(info.rss_bytes);
     }
     stats.processes = Some(processes);
     if processes > 0 {
+        // No memory cgroup (a hybrid host without a memory limit): the processes' RSS.
+        stats.memory_current.get_or_insert(rss);
         stats.threads = Some(threads);
         stats.open_fds = Some(fds);
         stats.io_read_bytes = Some(read);
