@@ -349,7 +349,12 @@ pub struct Engine {
     spawn_batch: Option<Vec<ProcId>>,
     /// The task reading every plain output pipe, started with the first child.
     pump: Option<Pump>,
+    /// During a batch of starts: commands already searched on a PATH.
+    resolved: Option<ResolveCache>,
 }
+
+/// Command lines resolved on a search path, kept for one batch of starts.
+type ResolveCache = HashMap<(String, Vec<PathBuf>), Result<command::ResolvedCommand, command::CommandError>>;
 
 fn wall_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -414,6 +419,7 @@ impl Engine {
             orphan_rx,
             spawn_batch: None,
             pump: None,
+            resolved: None,
         };
         (engine, Handle::new(tx, notices))
     }
@@ -1058,8 +1064,15 @@ impl Engine {
         p.oom = OomWatch::new();
         p.cpu.reset();
         let path = command::search_path(&p.cfg.environment, self.daemon_path.as_deref());
-        let resolved =
-            command::resolve(&p.cfg.command, &path).map_err(|e| Event::SpawnFailed(e.to_string()))?;
+        // Within one batch the same command on the same PATH is searched once.
+        let resolved = match self.resolved.as_mut() {
+            Some(cache) => cache
+                .entry((p.cfg.command.clone(), path.clone()))
+                .or_insert_with(|| command::resolve(&p.cfg.command, &path))
+                .clone(),
+            None => command::resolve(&p.cfg.command, &path),
+        }
+        .map_err(|e| Event::SpawnFailed(e.to_string()))?;
         let mut env = self.base_env.clone();
         let mut set = |k: &str, v: &str| {
             env.retain(|(ek, _)| ek != k);
@@ -1192,6 +1205,7 @@ impl Engine {
     /// starts were made (supervisord's priority order), at the time of its exec.
     fn flush_spawns(&mut self) {
         let Some(ids) = self.spawn_batch.take() else { return };
+        self.resolved = Some(HashMap::new());
         let mut batch = spawn::child::Batch::new();
         let mut launching = Vec::with_capacity(ids.len());
         for id in ids {
@@ -1203,6 +1217,7 @@ impl Engine {
                 Err(failed) => self.feed(id, failed),
             }
         }
+        self.resolved = None;
         for (l, (result, mono, wall)) in launching.into_iter().zip(batch.finish()) {
             let id = l.id;
             let event = self.finish_spawn(l, result);
