@@ -2,6 +2,7 @@
 //! Also the limits half of [`super::HybridBackend`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::detect::{join_cgroup_path, Hierarchy};
@@ -23,6 +24,9 @@ struct V1Tree {
     root_rel: String,
     /// `<mount>/<root>/<top>`.
     top: PathBuf,
+    /// Whether `top` may exist: until it is made, a lazy hierarchy (hybrid hosts)
+    /// has no cgroup to look for, so a start without limits costs no syscall here.
+    in_use: AtomicBool,
 }
 
 impl V1Tree {
@@ -55,6 +59,9 @@ impl V1Tree {
     /// [`fsutil::make_dir`] plus the cpuset copy for a directory it created.
     fn make(&self, dir: &Path) -> Result<Made, CgroupError> {
         let made = fsutil::make_dir(dir)?;
+        if made != Made::NoParent {
+            self.in_use.store(true, Ordering::Relaxed);
+        }
         if made == Made::Created && self.has("cpuset") {
             if let Some(parent) = dir.parent() {
                 for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -127,11 +134,13 @@ impl LegacyBackend {
                 fsutil::mkdir_all(&root)?;
             }
             check_writable(&root)?;
+            let top = root.join(&options.top);
             trees.push(V1Tree {
                 mount: hierarchy.mount.clone(),
                 controllers: hierarchy.controllers.clone(),
                 root_rel,
-                top: root.join(&options.top),
+                in_use: AtomicBool::new(top.exists()),
+                top,
             });
         }
         if owns_membership && trees.is_empty() {
@@ -167,6 +176,9 @@ impl LegacyBackend {
         for tree in &self.trees {
             let dir = tree.dir(Target::Group(group));
             if !self.always(tree) && !tree.limited_by(limits) {
+                if !tree.in_use.load(Ordering::Relaxed) {
+                    continue;
+                }
                 // Usually there is none: one rmdir says so.
                 match std::fs::remove_dir(&dir) {
                     Ok(()) => continue,
@@ -221,6 +233,9 @@ impl LegacyBackend {
         for tree in &self.trees {
             let leaf = tree.dir(target);
             let needed = self.always(tree) || tree.limited_by(limits);
+            if !needed && !tree.in_use.load(Ordering::Relaxed) {
+                continue;
+            }
             // The group was made when it was activated: one mkdir is the usual cost.
             match tree.make(&leaf)? {
                 Made::Created => {}

@@ -37,13 +37,18 @@ impl Sink {
         backups: u32,
     ) -> Sink {
         let sd = &cfg.supervisord;
+        let mut created = None;
         let (path, auto) = match logfile {
             LogFile::None | LogFile::Journal => (None, false),
             LogFile::Path(p) => (Some(p.clone()), false),
             // AUTO logs exist (empty) from group creation, as supervisord's.
             LogFile::Auto => {
-                match crate::logs::auto::auto_log_path(&sd.childlogdir, &p.name, channel, &sd.identifier) {
-                    Ok(path) => (Some(path), true),
+                match crate::logs::auto::create_auto_log(&sd.childlogdir, &p.name, channel, &sd.identifier) {
+                    Ok((path, file)) => {
+                        created =
+                            Some(RotatingFile::from_created(file, path.clone(), maxbytes, backups).shared());
+                        (Some(path), true)
+                    }
                     Err(e) => {
                         tracing::error!("cannot create AUTO {} log for {}: {e}", channel.as_str(), p.name);
                         (None, true)
@@ -58,7 +63,7 @@ impl Sink {
             pid: 0,
             channel,
         });
-        let mut sink = Sink { path, auto, maxbytes, backups, file: None, journal };
+        let mut sink = Sink { path, auto, maxbytes, backups, file: created, journal };
         if sink.auto {
             sink.open();
         }

@@ -60,12 +60,22 @@ pub fn auto_log_path(
     channel: Channel,
     identifier: &str,
 ) -> Result<PathBuf, AutoLogError> {
+    create_auto_log(childlogdir, process_name, channel, identifier).map(|(path, _)| path)
+}
+
+/// [`auto_log_path`], also returning the new file opened for appending.
+pub fn create_auto_log(
+    childlogdir: &Path,
+    process_name: &str,
+    channel: Channel,
+    identifier: &str,
+) -> Result<(PathBuf, std::fs::File), AutoLogError> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..ATTEMPTS {
         let name = format!("{process_name}-{}---{identifier}-{}.log", channel.as_str(), random_part());
         let path = childlogdir.join(name);
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(_) => return Ok(path),
+        match OpenOptions::new().append(true).create_new(true).mode(0o600).open(&path) {
+            Ok(file) => return Ok((path, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
             Err(source) => return Err(AutoLogError::Create { dir: childlogdir.to_path_buf(), source }),
         }
