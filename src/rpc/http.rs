@@ -131,8 +131,9 @@ async fn rpc(state: AppState, req: Request) -> Response {
     };
     if xml.len() > BIG_REPLY {
         // The value tree behind a big reply (a struct per process) is freed by now,
-        // in small pieces all over the heap: give those pages back.
-        tokio::spawn(async { crate::heap::trim() });
+        // in small pieces all over the heap: give those pages back once the
+        // client is done (a trim walks the whole heap: not after every call).
+        crate::heap::trim_soon();
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], Body::from(xml)).into_response()
 }
