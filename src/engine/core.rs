@@ -504,9 +504,9 @@ impl Engine {
     /// processes: supervisord's order (GROUP_ADDED events come before
     /// SUPERVISOR_STATE_CHANGE_RUNNING, which comes before the first spawn).
     fn activate_all(&mut self) {
-        let names: Vec<String> = self.config.groups.iter().map(|g| g.name.clone()).collect();
-        for name in names {
-            self.activate_group(&name);
+        for i in 0..self.config.groups.len() {
+            let cfg = self.config.groups[i].clone();
+            self.activate_group_config(cfg);
         }
         if let Some(state) = self.inherited.take() {
             self.restore(state);
@@ -524,12 +524,19 @@ impl Engine {
 
     /// Create the processes of a group from the current config (no start).
     fn activate_group(&mut self, name: &str) -> bool {
+        match self.config.groups.iter().find(|g| g.name == name) {
+            Some(cfg) => self.activate_group_config(cfg.clone()),
+            None => false,
+        }
+    }
+
+    /// [`Self::activate_group`] of a group already looked up (activating them all
+    /// by name would search the configuration once per group).
+    fn activate_group_config(&mut self, cfg: GroupConfig) -> bool {
+        let name = cfg.name.as_str();
         if self.groups.contains_key(name) {
             return false;
         }
-        let Some(cfg) = self.config.groups.iter().find(|g| g.name == name).cloned() else {
-            return false;
-        };
         let mut members = Vec::new();
         for pcfg in &cfg.processes {
             let id = self.next_id;

@@ -457,7 +457,7 @@ fn stamp(result: Result<Spawned, SpawnError>) -> Launched {
 
 /// The launcher threads of [`Batch`].
 mod launchers {
-    use std::sync::mpsc::{Receiver, Sender};
+    use std::sync::mpsc::{Receiver, Sender, SyncSender};
     use std::sync::{Arc, Mutex, OnceLock};
 
     use super::{stamp, Launched, Prepared};
@@ -466,16 +466,22 @@ mod launchers {
     /// few more than the cores a small host has.
     pub(super) const THREADS: usize = 3;
 
+    /// Prepared children waiting for a launcher. Each holds its pipes and cgroup
+    /// descriptors until it is cloned, so a full queue makes the submitter wait:
+    /// the descriptors in flight stay a few hundred whatever the batch size (5000
+    /// programs prepared ahead of the launchers ran out of descriptors).
+    const QUEUE: usize = 32;
+
     pub(super) struct Job {
         pub index: usize,
         pub child: Prepared,
         pub reply: Sender<(usize, Launched)>,
     }
 
-    static POOL: OnceLock<Option<Mutex<Sender<Box<Job>>>>> = OnceLock::new();
+    static POOL: OnceLock<Option<SyncSender<Box<Job>>>> = OnceLock::new();
 
-    fn start() -> Option<Mutex<Sender<Box<Job>>>> {
-        let (tx, rx) = std::sync::mpsc::channel::<Box<Job>>();
+    fn start() -> Option<SyncSender<Box<Job>>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Box<Job>>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let mut started = 0;
         for i in 0..THREADS {
@@ -487,7 +493,7 @@ mod launchers {
                 Err(e) => tracing::warn!("cannot start a launcher thread: {e}"),
             }
         }
-        (started > 0).then(|| Mutex::new(tx))
+        (started > 0).then_some(tx)
     }
 
     fn run(rx: &Mutex<Receiver<Box<Job>>>) {
@@ -508,13 +514,11 @@ mod launchers {
         }
     }
 
-    /// Queue `job` for a launcher; gives it back when there is none.
+    /// Queue `job` for a launcher, waiting while the queue is full; gives it back
+    /// when there is no launcher.
     pub(super) fn send(job: Box<Job>) -> Result<(), Box<Job>> {
         match POOL.get_or_init(start) {
-            Some(tx) => {
-                let tx = tx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                tx.send(job).map_err(|e| e.0)
-            }
+            Some(tx) => tx.send(job).map_err(|e| e.0),
             None => Err(job),
         }
     }
