@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -353,12 +354,36 @@ fn a_limit_this_host_cannot_enforce_is_refused_at_load() {
         .arg(&conf)
         .output()
         .unwrap();
+    // Checking made no cgroup that outlives it (a v1 hierarchy is probed from a
+    // directory of corrald's own).
+    let top =
+        format!("corral-test-{}", dir.path().file_name().unwrap().to_str().unwrap().trim_start_matches('.'));
+    let left = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), &top, 4);
+    assert!(left.is_empty(), "left behind: {left:?}");
     if out.status.success() {
         return;
     }
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[program:x] io_weight:"), "the error names the section and option: {err}");
+}
+
+/// Directories called `name` under `root`, at most `depth` levels down.
+fn cgroup_dirs_named(root: &Path, name: &str, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            found.push(path);
+        } else if depth > 1 {
+            found.extend(cgroup_dirs_named(&path, name, depth - 1));
+        }
+    }
+    found
 }
 
 #[test]

@@ -317,11 +317,23 @@ impl LegacyBackend {
         self.write_limits(target, limits, true)
     }
 
-    /// A directory below `<root>/<top>` where limit files can be probed
-    /// (v1 roots lack several of them), created if needed.
-    fn probe_dir(&self, tree: &V1Tree) -> Result<PathBuf, CgroupError> {
-        tree.mkdir(&tree.top)?;
-        Ok(tree.top.clone())
+    /// Runs `probe` on `<root>/<top>`, where limit files can be probed (v1 roots
+    /// lack several of them). A top made for the probe is removed again: a
+    /// configuration refused for the answer must leave no cgroup behind.
+    fn probe_in_top<T>(&self, tree: &V1Tree, probe: impl FnOnce(&Path) -> T) -> Result<T, CgroupError> {
+        let made = tree.make(&tree.top)?;
+        if made == Made::NoParent {
+            return Err(CgroupError::Io {
+                op: "mkdir",
+                path: tree.top.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let answer = probe(&tree.top);
+        if made == Made::Created && std::fs::remove_dir(&tree.top).is_ok() {
+            tree.in_use.store(false, Ordering::Relaxed);
+        }
+        Ok(answer)
     }
 
     fn check_one(
@@ -346,14 +358,14 @@ impl LegacyBackend {
                             .to_string(),
                     });
                 }
-                if !self.probe_dir(tree)?.join("memory.memsw.limit_in_bytes").exists() {
+                if !self.probe_in_top(tree, |top| top.join("memory.memsw.limit_in_bytes").exists())? {
                     return Err(CgroupError::Unsupported {
                         option,
                         reason: "memory.memsw.limit_in_bytes is missing (swap accounting is off; boot with swapaccount=1)".to_string(),
                     });
                 }
             }
-            "io_weight" if limits::v1_io_weight_file(&self.probe_dir(tree)?).is_none() => {
+            "io_weight" if self.probe_in_top(tree, |top| limits::v1_io_weight_file(top).is_none())? => {
                 return Err(CgroupError::Unsupported {
                     option,
                     reason: "neither blkio.weight nor blkio.bfq.weight exists (no CFQ or BFQ scheduler)"
