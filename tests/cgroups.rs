@@ -157,6 +157,8 @@ fn kill_mode_process_keeps_supervisords_behaviour() {
     for p in child {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
     }
+    // Gone before the daemon stops, so it can remove the emptied cgroup.
+    wait_for("the survivor to be gone", DEADLINE, || processes_in(&path).is_empty());
 }
 
 #[test]
