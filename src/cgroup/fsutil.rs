@@ -71,6 +71,20 @@ pub(crate) enum Made {
     NoParent,
 }
 
+impl Made {
+    /// `self`, or the error of a `mkdir` of `path` whose parent is missing.
+    pub(crate) fn require(self, path: &Path) -> Result<Made, CgroupError> {
+        match self {
+            Made::NoParent => Err(CgroupError::Io {
+                op: "mkdir",
+                path: path.to_path_buf(),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            }),
+            made => Ok(made),
+        }
+    }
+}
+
 /// Creates a directory in one `mkdir(2)` and says what happened, so a caller
 /// that usually finds the parent in place needs no `stat` first.
 pub(crate) fn make_dir(path: &Path) -> Result<Made, CgroupError> {
@@ -88,15 +102,7 @@ pub(crate) fn make_dir(path: &Path) -> Result<Made, CgroupError> {
 
 /// Creates a directory; an existing one is fine.
 pub(crate) fn mkdir(path: &Path) -> Result<(), CgroupError> {
-    match fs::create_dir(path) {
-        Ok(()) => {
-            #[cfg(test)]
-            fake_kernel::populate(path);
-            Ok(())
-        }
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CgroupError::Io { op: "mkdir", path: path.to_path_buf(), source }),
-    }
+    make_dir(path)?.require(path).map(drop)
 }
 
 /// Creates `path` and its missing parents (for a `cgroup_root=` that does

@@ -46,14 +46,7 @@ impl V1Tree {
     /// Creates a cgroup directory; in a hierarchy that carries cpuset, copies
     /// the parent's CPUs and memory nodes, without which joining fails (ENOSPC).
     fn mkdir(&self, dir: &Path) -> Result<(), CgroupError> {
-        match self.make(dir)? {
-            Made::NoParent => Err(CgroupError::Io {
-                op: "mkdir",
-                path: dir.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            }),
-            Made::Created | Made::Existed => Ok(()),
-        }
+        self.make(dir)?.require(dir).map(drop)
     }
 
     /// [`fsutil::make_dir`] plus the cpuset copy for a directory it created.
@@ -153,8 +146,8 @@ impl LegacyBackend {
         Ok(LegacyBackend { trees, limit_controllers, owns_membership, top_name: options.top.clone() })
     }
 
-    /// Whether `tree` gets a cgroup for every group and process (see `owns_membership`).
-    fn always(&self, _tree: &V1Tree) -> bool {
+    /// Whether every hierarchy gets a cgroup for every group and process (see `owns_membership`).
+    fn always(&self) -> bool {
         self.owns_membership
     }
 
@@ -175,7 +168,7 @@ impl LegacyBackend {
         let mut existed = false;
         for tree in &self.trees {
             let dir = tree.dir(Target::Group(group));
-            if !self.always(tree) && !tree.limited_by(limits) {
+            if !self.always() && !tree.limited_by(limits) {
                 if !tree.in_use.load(Ordering::Relaxed) {
                     continue;
                 }
@@ -211,7 +204,7 @@ impl LegacyBackend {
             if let Some(tree) = self.tree(controller.v1_name()) {
                 let dir = tree.dir(target);
                 // A lazy hierarchy without a cgroup here has nothing to reset.
-                if !self.always(tree) && !tree.limited_by(limits) && !dir.exists() {
+                if !self.always() && !tree.limited_by(limits) && !dir.exists() {
                     continue;
                 }
                 limits::write_v1(&dir, limits, controller, reset)?;
@@ -232,7 +225,7 @@ impl LegacyBackend {
         let mut used = Vec::with_capacity(self.trees.len());
         for tree in &self.trees {
             let leaf = tree.dir(target);
-            let needed = self.always(tree) || tree.limited_by(limits);
+            let needed = self.always() || tree.limited_by(limits);
             if !needed && !tree.in_use.load(Ordering::Relaxed) {
                 continue;
             }
@@ -274,7 +267,7 @@ impl LegacyBackend {
         members: &dyn Fn(Target<'_>) -> Result<Vec<i32>, CgroupError>,
     ) -> Result<(), CgroupError> {
         target.validate()?;
-        for tree in self.trees.iter().filter(|t| !self.always(t) && t.limited_by(limits)) {
+        for tree in self.trees.iter().filter(|t| !self.always() && t.limited_by(limits)) {
             let (group, leaves): (&str, Vec<&str>) = match target {
                 Target::Process { group, process } => (group, vec![process]),
                 Target::Group(group) => (group, processes.iter().map(String::as_str).collect()),
@@ -321,14 +314,7 @@ impl LegacyBackend {
     /// lack several of them). A top made for the probe is removed again: a
     /// configuration refused for the answer must leave no cgroup behind.
     fn probe_in_top<T>(&self, tree: &V1Tree, probe: impl FnOnce(&Path) -> T) -> Result<T, CgroupError> {
-        let made = tree.make(&tree.top)?;
-        if made == Made::NoParent {
-            return Err(CgroupError::Io {
-                op: "mkdir",
-                path: tree.top.clone(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
-        }
+        let made = tree.make(&tree.top)?.require(&tree.top)?;
         let answer = probe(&tree.top);
         if made == Made::Created && std::fs::remove_dir(&tree.top).is_ok() {
             tree.in_use.store(false, Ordering::Relaxed);
@@ -595,6 +581,9 @@ impl Backend for LegacyBackend {
     fn remove_all(&self) -> Result<(), CgroupError> {
         for tree in &self.trees {
             fsutil::rmdir_tree(&tree.top)?;
+            // Gone (a stale tree removed at start-up too): starts without limits
+            // need not look in this hierarchy again.
+            tree.in_use.store(false, Ordering::Relaxed);
         }
         Ok(())
     }

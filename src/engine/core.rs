@@ -347,17 +347,20 @@ pub struct Engine {
     /// While many processes start at once: the ones whose spawn waits for
     /// [`flush_spawns`](Engine::flush_spawns).
     spawn_batch: Option<Vec<ProcId>>,
-    /// The task reading every plain output pipe, started with the first child.
-    pump: Option<Pump>,
-    /// During a batch of starts: commands already searched on a PATH.
-    resolved: Option<ResolveCache>,
+    /// The task reading every plain output pipe, started with the first child;
+    /// `Some(None)` once it could not start (every pipe then gets a reader task).
+    pump: Option<Option<Pump>>,
 }
 
 /// Command lines resolved on a search path, kept for one batch of starts.
 type ResolveCache = HashMap<(String, Vec<PathBuf>), Result<command::ResolvedCommand, command::CommandError>>;
 
 fn wall_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    unix_secs(SystemTime::now())
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn clock() -> Clock {
@@ -419,7 +422,6 @@ impl Engine {
             orphan_rx,
             spawn_batch: None,
             pump: None,
-            resolved: None,
         };
         (engine, Handle::new(tx, notices))
     }
@@ -1042,14 +1044,19 @@ impl Engine {
     }
 
     fn spawn(&mut self, id: ProcId) -> Event {
-        match self.prepare_spawn(id) {
+        match self.prepare_spawn(id, None) {
             Ok((child, launching)) => self.finish_spawn(launching, child.launch()),
             Err(failed) => failed,
         }
     }
 
     /// Everything a start does before the clone: cgroups, command, environment, pipes.
-    fn prepare_spawn(&mut self, id: ProcId) -> Result<(spawn::child::Prepared, Launching), Event> {
+    /// `resolved` keeps the commands a batch of starts has searched on a PATH.
+    fn prepare_spawn(
+        &mut self,
+        id: ProcId,
+        resolved: Option<&mut ResolveCache>,
+    ) -> Result<(spawn::child::Prepared, Launching), Event> {
         let Some(wants_notify) = self.procs.get(&id).map(|p| p.cfg.health.uses_notify()) else {
             return Err(Event::SpawnFailed("no such process".into()));
         };
@@ -1072,7 +1079,7 @@ impl Engine {
         p.cpu.reset();
         let path = command::search_path(&p.cfg.environment, self.daemon_path.as_deref());
         // Within one batch the same command on the same PATH is searched once.
-        let resolved = match self.resolved.as_mut() {
+        let resolved = match resolved {
             Some(cache) => cache
                 .entry((p.cfg.command.clone(), path.clone()))
                 .or_insert_with(|| command::resolve(&p.cfg.command, &path))
@@ -1197,13 +1204,13 @@ impl Engine {
     /// The output pump, started on first use (inside the runtime); `None` if it
     /// cannot start, and then every pipe gets a reader task.
     fn pump(&mut self) -> Option<Pump> {
-        if self.pump.is_none() {
-            match Pump::start() {
-                Ok(pump) => self.pump = Some(pump),
-                Err(e) => tracing::warn!("cannot start the output pump, using a task per pipe: {e}"),
-            }
-        }
-        self.pump.clone()
+        self.pump
+            .get_or_insert_with(|| {
+                Pump::start()
+                    .map_err(|e| tracing::warn!("cannot start the output pump, using a task per pipe: {e}"))
+                    .ok()
+            })
+            .clone()
     }
 
     /// Start every process whose spawn was deferred while `spawn_batch` collected
@@ -1212,11 +1219,11 @@ impl Engine {
     /// starts were made (supervisord's priority order), at the time of its exec.
     fn flush_spawns(&mut self) {
         let Some(ids) = self.spawn_batch.take() else { return };
-        self.resolved = Some(HashMap::new());
+        let mut resolved = ResolveCache::new();
         let mut batch = spawn::child::Batch::new();
         let mut launching = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.prepare_spawn(id) {
+            match self.prepare_spawn(id, Some(&mut resolved)) {
                 Ok((child, l)) => {
                     batch.submit(child);
                     launching.push(l);
@@ -1224,15 +1231,13 @@ impl Engine {
                 Err(failed) => self.feed(id, failed),
             }
         }
-        self.resolved = None;
         for (l, (result, mono, wall)) in launching.into_iter().zip(batch.finish()) {
             let id = l.id;
             let event = self.finish_spawn(l, result);
-            let wall = wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-            self.feed_at(id, event, Some(Clock { mono, wall }));
+            self.feed_at(id, event, Some(Clock { mono, wall: unix_secs(wall) }));
         }
         // The prepared children (argv, environment, messages) were freed in launch order.
-        crate::heap::trim();
+        crate::heap::trim_soon();
     }
 
     fn send_signal(&mut self, id: ProcId, sig: i32, group: bool) -> Option<Event> {

@@ -198,7 +198,6 @@ impl Output {
                     file: rc.file.take(),
                     strip_ansi: rc.strip_ansi,
                     name: p.name.as_str().into(),
-                    debug_copy: false,
                     channel,
                 };
                 self.pumped.push(pump.add(fd, dest));

@@ -52,18 +52,8 @@ fn random_part() -> String {
     (0..RANDOM_LEN).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
-/// Creates a new, empty AUTO log file for `process_name`'s `channel` and
-/// returns its path.
-pub fn auto_log_path(
-    childlogdir: &Path,
-    process_name: &str,
-    channel: Channel,
-    identifier: &str,
-) -> Result<PathBuf, AutoLogError> {
-    create_auto_log(childlogdir, process_name, channel, identifier).map(|(path, _)| path)
-}
-
-/// [`auto_log_path`], also returning the new file opened for appending.
+/// Creates a new, empty AUTO log file for `process_name`'s `channel`; returns
+/// its path and the file, open for appending.
 pub fn create_auto_log(
     childlogdir: &Path,
     process_name: &str,
@@ -156,7 +146,7 @@ pub fn cleanup_auto_logs_except(
 }
 
 /// The AUTO log a previous daemon wrote for `process_name`'s `channel`: the most
-/// recently modified file named as [`auto_log_path`] names them (backups aside),
+/// recently modified file named as [`create_auto_log`] names them (backups aside),
 /// other than those in `except` (the files this daemon uses already). Processes of
 /// the same name in different groups share the name pattern, so for them the
 /// choice is the newest file.
@@ -198,7 +188,7 @@ mod tests {
     #[test]
     fn auto_name_shape_and_empty_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let p = auto_log_path(dir.path(), "sleeper", Channel::Stdout, "supervisor").expect("create");
+        let (p, _) = create_auto_log(dir.path(), "sleeper", Channel::Stdout, "supervisor").expect("create");
         let name = p.file_name().and_then(|n| n.to_str()).expect("name");
         let random = name
             .strip_prefix("sleeper-stdout---supervisor-")
@@ -207,14 +197,14 @@ mod tests {
         assert_eq!(random.len(), 8);
         assert!(random.bytes().all(|b| ALPHABET.contains(&b)), "{random}");
         assert_eq!(std::fs::metadata(&p).expect("exists").len(), 0);
-        let q = auto_log_path(dir.path(), "sleeper", Channel::Stderr, "supervisor").expect("create");
+        let (q, _) = create_auto_log(dir.path(), "sleeper", Channel::Stderr, "supervisor").expect("create");
         assert!(q.to_string_lossy().contains("sleeper-stderr---supervisor-"));
         assert_ne!(p, q);
     }
 
     #[test]
     fn auto_name_in_missing_dir_is_an_error() {
-        let r = auto_log_path(Path::new("/nonexistent-corral-dir"), "x", Channel::Stdout, "supervisor");
+        let r = create_auto_log(Path::new("/nonexistent-corral-dir"), "x", Channel::Stdout, "supervisor");
         assert!(matches!(r, Err(AutoLogError::Create { .. })));
     }
 
@@ -275,7 +265,7 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(other), b"x").expect("seed");
         }
-        let fresh = auto_log_path(dir.path(), "web", Channel::Stdout, "supervisor").expect("create");
+        let (fresh, _) = create_auto_log(dir.path(), "web", Channel::Stdout, "supervisor").expect("create");
         let found = latest_auto_log(dir.path(), "web", Channel::Stdout, "supervisor", &[fresh]);
         assert_eq!(found, Some(old));
         assert_eq!(latest_auto_log(dir.path(), "db", Channel::Stdout, "supervisor", &[]), None);

@@ -159,31 +159,24 @@ impl RotatingFile {
         let path = path.into();
         let (file, size, regular) =
             open_append(&path, false).map_err(|source| SinkError::Open { path: path.clone(), source })?;
-        Ok(RotatingFile {
-            path,
-            maxbytes,
-            backups,
-            file: Some(file),
-            size,
-            regular,
-            failing: false,
-            dropped: 0,
-        })
+        Ok(RotatingFile::with(file, path, maxbytes, backups, size, regular))
+    }
+
+    fn with(
+        file: File,
+        path: PathBuf,
+        maxbytes: u64,
+        backups: u32,
+        size: u64,
+        regular: bool,
+    ) -> RotatingFile {
+        RotatingFile { path, maxbytes, backups, file: Some(file), size, regular, failing: false, dropped: 0 }
     }
 
     /// Takes over `file`, just created empty at `path` and opened for appending
     /// (an AUTO log), which saves opening it a second time.
     pub fn from_created(file: File, path: PathBuf, maxbytes: u64, backups: u32) -> RotatingFile {
-        RotatingFile {
-            path,
-            maxbytes,
-            backups,
-            file: Some(file),
-            size: 0,
-            regular: true,
-            failing: false,
-            dropped: 0,
-        }
+        RotatingFile::with(file, path, maxbytes, backups, 0, true)
     }
 
     /// Wraps this file for sharing between a reader task and the engine.

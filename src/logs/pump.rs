@@ -34,10 +34,8 @@ pub struct Destination {
     pub file: Option<SharedFile>,
     /// `[supervisord] strip_ansi`.
     pub strip_ansi: bool,
-    /// The process name, for messages and (when set) the activity log's DEBG copy.
+    /// The process name, for messages.
     pub name: Arc<str>,
-    /// Copy each chunk to the activity log at debug level, as supervisord does.
-    pub debug_copy: bool,
     /// Which pipe this is.
     pub channel: Channel,
 }
@@ -290,13 +288,6 @@ fn write(entry: &mut Entry, data: &[u8], eof: bool) {
             Err(e) => tracing::error!("{e}"),
         }
     }
-    if entry.dest.debug_copy {
-        let text = match std::str::from_utf8(data) {
-            Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => std::borrow::Cow::Owned(format!("Undecodable: {}", data.escape_ascii())),
-        };
-        tracing::debug!("'{}' {} output:\n{text}", entry.dest.name, entry.dest.channel.as_str());
-    }
 }
 
 #[cfg(test)]
@@ -311,7 +302,7 @@ mod tests {
     }
 
     fn dest(file: Option<SharedFile>) -> Destination {
-        Destination { file, strip_ansi: false, name: "p".into(), debug_copy: false, channel: Channel::Stdout }
+        Destination { file, strip_ansi: false, name: "p".into(), channel: Channel::Stdout }
     }
 
     fn wait_for_size(path: &std::path::Path, size: u64) {
